@@ -511,7 +511,10 @@ def _enter_namespaces(policy: Policy, *, userns: bool) -> tuple[list[str], int]:
     # The supervisor keeps the write end of this pipe and nothing else: when it dies, the read
     # end reports EOF, which tells pid 1 whether it died before PR_SET_PDEATHSIG was armed.
     alive_r, alive_w = os.pipe()
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError as exc:  # EAGAIN/ENOMEM: the namespaces exist but nothing can live in them
+        raise IsolationError(f"cannot fork pid 1 of the new pid namespace: {exc}") from exc
     if pid != 0:
         _supervise(pid, keep_fd=alive_w, cpu_seconds=policy.limits.cpu_seconds)
     os.close(alive_w)
@@ -531,7 +534,12 @@ def _write(path: str, text: str) -> None:
 
 
 def _supervise(pid: int, *, keep_fd: int, cpu_seconds: int) -> NoReturn:
-    """Be the intermediate process: hold no fds, wait for pid 1, then die the way it died."""
+    """Be the intermediate process: wait for pid 1, then end exactly the way it ended.
+
+    It closes every fd but the liveness pipe, so the grader's socket and pipes see EOF as soon
+    as pid 1 and its descendants are gone. Killing this process (the worker pid the grader
+    knows) kills pid 1 through PR_SET_PDEATHSIG, and with it the whole pid namespace.
+    """
     code = 255
     try:
         os.closerange(0, keep_fd)
