@@ -275,7 +275,9 @@ class Output:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Output:
-        return cls(text=d.get("text", ""), total_bytes=d.get("total_bytes", 0), truncated=d.get("truncated", False))
+        return cls(
+            text=d.get("text", ""), total_bytes=d.get("total_bytes", 0), truncated=d.get("truncated", False)
+        )
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,43 @@
+# imgclass-kit: `make demo` and `make test` set everything up from nothing.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test lint typecheck pytest bench goldens clean system-deps
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+## Grade the reference solutions (100%) and the untouched stubs (0%).
+demo: $(STAMP)
+	@echo "== grade solutions/ (the reference solutions) =="
+	@$(VENV)/bin/grade solutions/ || true
+	@echo
+	@echo "== grade exercises/ (the untouched stubs) =="
+	@$(VENV)/bin/grade exercises/ || true
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+pytest: $(STAMP)
+	$(PY) -m pytest -q
+
+## Lint, type-check and run every test.
+test: lint typecheck pytest
+
+## Speed benchmarks (print ratios against baselines measured in the same run).
+bench: $(STAMP)
+	$(PY) bench/grade_vs_import.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,90 @@
+"""The Python API behind the CLI: keyword-only functions and a Grader that owns its fork-server."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import traceback
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+import grader.runner
+from grader import specs
+from grader.engine import Plan, build_plan, grade
+from grader.errors import GraderError
+from grader.model import Report
+from grader.sandbox import OutputCapture, Worker, Zygote
+from grader.settings import Settings
+from grader.submission import Submission, read_submission
+from grader.version import __version__
+
+with contextlib.suppress(ImportError):
+    import grader.isolation  # noqa: F401 - likewise
+
+
+class Grader:
+    """Grades submissions with one fork-server and one plan (cases + expected outputs) for all of them."""
+
+    def __init__(
+        self, settings: Settings | None = None, *, only: Iterable[str] = (), zygote_mode: str = "auto"
+    ) -> None:
+        self.settings = settings or Settings()
+        wanted = tuple(only) or self.settings.exercises
+        self.exercises = specs.select(wanted)
+        self.modules = tuple(dict.fromkeys(e.module for e in specs.ALL))
+        mode = zygote_mode
+        if mode == "auto" and self.settings.hidden_seed is not None:
+            mode = "spawn"  # the parent holds a secret: the fork-server must not inherit its memory
+        # One thread in the parent: its tensors are small, and idle OpenMP threads spinning beside the
+        # workers on a 2-core machine cost more than they give.
+        torch.set_num_threads(1)
+        self.zygote = Zygote.start(mode=mode)
+        self._plan: Plan | None = None
+
+    @property
+    def plan(self) -> Plan:
+        if self._plan is None:
+            self._plan = build_plan(self.exercises, self.settings)
+        return self._plan
+
+    def new_worker(self, output: OutputCapture) -> Worker:
+        return Worker(self.zygote, self.settings.policy(), output)
+
+    def grade_submission(self, submission: Submission, *, hints_used: dict[str, int] | None = None) -> Report:
+        try:
+            report, _ = grade(submission, self.plan, self.new_worker, self.settings, hints_used=hints_used)
+            return report
+        except GraderError:
+            raise
+        except Exception as e:
+            last = traceback.extract_tb(e.__traceback__)[-1:]
+            where = f" at {os.path.basename(last[0].filename)}:{last[0].lineno}" if last else ""
+            return Report(
+                submission=submission.name,
+                exercises=(),
+                grader_version=__version__,
+                seed=self.settings.seed,
+                crash=f"internal grader error: {type(e).__name__}: {e}{where}",
+            )
+
+    def grade_path(self, path: str | os.PathLike[str], *, hints_used: dict[str, int] | None = None) -> Report:
+        return self.grade_submission(read_submission(path, self.modules), hints_used=hints_used)
+
+    def close(self) -> None:
+        self.zygote.close()
+
+    def __enter__(self) -> Grader:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def grade_path(
+    path: str | os.PathLike[str], *, settings: Settings | None = None, only: Iterable[str] = ()
+) -> Report:
+    """Grade one submission (a folder, a .py or an .ipynb) and return its Report."""
+    with Grader(settings, only=only) as g:
+        return g.grade_path(path)

@@ -1,0 +1,320 @@
+"""Checks and their explanations: a summary line first, then details, then small previews.
+
+Shapes and dtypes are compared before values; value mismatches say how many entries differ, the
+largest difference and the first place they differ. Everything here runs in the trusted parent.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from grader.model import Preview
+from grader.outcome import NotImplementedYet, Outcome, Raised, Returned, Unsupported
+from grader.spec import Call, Check, Failure, Tolerance
+
+PREVIEW_ROWS = 4
+PREVIEW_COLS = 6
+
+
+# ----------------------------------------------------------------------------- formatting
+
+
+def fmt_number(v: float | int | bool) -> str:
+    if isinstance(v, bool):
+        return str(v)
+    if isinstance(v, int):
+        return str(v)
+    if math.isnan(v):
+        return "nan"
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    if v == 0:
+        return "0."
+    if 1e-3 <= abs(v) < 1e4:
+        return f"{v:.4f}"
+    return f"{v:.3e}"
+
+
+def type_name(value: Any) -> str:
+    if isinstance(value, Unsupported):
+        return value.type_name
+    if value is None:
+        return "None"
+    return type(value).__name__
+
+
+def shape_str(shape: tuple[int, ...] | torch.Size) -> str:
+    return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def describe(value: Any, limit: int = 80) -> str:
+    """A short, safe description of any decoded value."""
+    try:
+        if isinstance(value, torch.Tensor):
+            return f"tensor {shape_str(value.shape)} {str(value.dtype).removeprefix('torch.')}"
+        if isinstance(value, Unsupported):
+            return f"a {value.type_name}"
+        text = repr(value)
+        return text if len(text) <= limit else text[: limit - 1] + "…"
+    except Exception as e:  # pragma: no cover - decoded values are plain, but stay safe
+        return f"(could not show this value: {type(e).__name__})"
+
+
+def _index_str(idx: tuple[int, ...]) -> str:
+    return "(" + ", ".join(str(i) for i in idx) + ")" if idx else "()"
+
+
+def preview(value: Any, marks: torch.Tensor | None = None, focus: tuple[int, ...] | None = None) -> Preview:
+    """A small window of ``value`` (around ``focus``), with ``marks`` flagging differing entries."""
+    if not isinstance(value, torch.Tensor):
+        return Preview(summary=describe(value, 200))
+    t = value.detach()
+    summary = describe(t)
+    if t.numel() == 0:
+        return Preview(summary=summary, dtype=str(t.dtype).removeprefix("torch."), shape=tuple(t.shape))
+    m = marks if marks is not None and marks.shape == t.shape else torch.zeros(t.shape, dtype=torch.bool)
+    focus = focus or (0,) * t.dim()
+    # Reduce to at most 2 dims: fix the leading indices at the focus.
+    lead = focus[: max(0, t.dim() - 2)]
+    for i in lead:
+        t, m = t[i], m[i]
+    if t.dim() == 0:
+        cells: tuple[tuple[str, ...], ...] = ((fmt_number(t.item()),),)
+        return Preview(
+            summary, str(value.dtype).removeprefix("torch."), tuple(value.shape), cells, ((bool(m),),)
+        )
+    two_d = t.dim() == 2
+    if not two_d:
+        t, m = t.unsqueeze(0), m.unsqueeze(0)
+    fr = focus[-2] if two_d and len(focus) >= 2 else 0
+    fc = focus[-1] if focus else 0
+    r0 = max(0, min(fr - 1, t.shape[0] - PREVIEW_ROWS))
+    c0 = max(0, min(fc - 2, t.shape[1] - PREVIEW_COLS))
+    rows = range(r0, min(r0 + PREVIEW_ROWS, t.shape[0]))
+    cols = range(c0, min(c0 + PREVIEW_COLS, t.shape[1]))
+    sub = t[r0 : rows.stop, c0 : cols.stop].tolist()
+    cells = tuple(tuple(fmt_number(v) for v in row) for row in sub)
+    mk = tuple(tuple(bool(v) for v in row) for row in m[r0 : rows.stop, c0 : cols.stop].tolist())
+    return Preview(
+        summary=summary + (f" at {_index_str(tuple(lead))}" if lead else ""),
+        dtype=str(value.dtype).removeprefix("torch."),
+        shape=tuple(value.shape),
+        cells=cells,
+        marks=mk,
+        row_index=tuple(rows) if two_d else (),
+        col_index=tuple(cols),
+    )
+
+
+# ----------------------------------------------------------------------------- comparisons
+
+
+def close_mask(got: torch.Tensor, exp: torch.Tensor, tol: Tolerance) -> torch.Tensor:
+    """True where ``got`` matches ``exp`` (nan matches nan, inf matches the same inf)."""
+    if not (got.is_floating_point() or got.is_complex()) and not (
+        exp.is_floating_point() or exp.is_complex()
+    ):
+        return got == exp
+    g = got.detach().to(torch.float64)
+    e = exp.detach().to(torch.float64)
+    same_nonfinite = (torch.isnan(g) & torch.isnan(e)) | (torch.isinf(g) & torch.isinf(e) & (g == e))
+    diff = (g - e).abs()
+    ok = diff <= tol.atol + tol.rtol * e.abs()
+    return ok | same_nonfinite
+
+
+def values_close(got: Any, exp: Any, tol: Tolerance) -> bool:
+    """Do two decoded values agree (recursively, within ``tol`` for floating tensors)?"""
+    if isinstance(exp, torch.Tensor):
+        return (
+            isinstance(got, torch.Tensor)
+            and got.shape == exp.shape
+            and got.dtype == exp.dtype
+            and bool(close_mask(got, exp, tol).all())
+        )
+    if isinstance(exp, (list, tuple)):
+        return (
+            type(got) is type(exp)
+            and len(got) == len(exp)
+            and all(values_close(g, e, tol) for g, e in zip(got, exp))
+        )
+    if isinstance(exp, float) and type(got) is float:
+        return (
+            got == exp
+            or (math.isnan(got) and math.isnan(exp))
+            or abs(got - exp) <= tol.atol + tol.rtol * abs(exp)
+        )
+    return type(got) is type(exp) and got == exp
+
+
+def outcomes_agree(got: Outcome, exp: Outcome, tol: Tolerance) -> bool:
+    """Does the student's outcome agree with an expected (or variant) outcome?"""
+    if isinstance(exp, Raised):
+        return isinstance(got, Raised) and got.is_a(exp.type)
+    if isinstance(exp, Returned) and isinstance(got, Returned):
+        if not values_close(got.value, exp.value, tol):
+            return False
+        if exp.grad is not None:
+            return got.grad is not None and values_close(got.grad, exp.grad, tol)
+        return True
+    return False
+
+
+def compare_tensor(got: Any, exp: torch.Tensor, tol: Tolerance, what: str = "") -> Failure | None:
+    """Type, then shape, then dtype, then values."""
+    prefix = f"{what}: " if what else ""
+    if not isinstance(got, torch.Tensor):
+        hint = ""
+        if isinstance(got, Unsupported) and "subclass" in got.type_name:
+            hint = " Return a plain torch.Tensor."
+        elif isinstance(got, (float, int)) and not isinstance(got, bool):
+            hint = " Keep it a tensor (no .item()), so gradients can flow."
+        return Failure(
+            f"{prefix}returned {describe(got)}, expected a torch.Tensor.{hint}",
+            got=preview(got),
+            expected=preview(exp),
+        )
+    if got.shape != exp.shape:
+        return Failure(
+            f"{prefix}shape {shape_str(got.shape)}, expected {shape_str(exp.shape)}",
+            details=_shape_details(got, exp),
+            got=preview(got),
+            expected=preview(exp),
+        )
+    if got.dtype != exp.dtype:
+        return Failure(
+            f"{prefix}dtype {str(got.dtype).removeprefix('torch.')}, expected "
+            f"{str(exp.dtype).removeprefix('torch.')} (return the same dtype as the input)",
+            got=preview(got),
+            expected=preview(exp),
+        )
+    ok = close_mask(got, exp, tol)
+    if bool(ok.all()):
+        return None
+    bad = ~ok
+    n_bad, n = int(bad.sum()), bad.numel()
+    first = tuple(int(i) for i in bad.nonzero()[0].tolist()) if got.dim() else ()
+    g64 = got.detach().to(torch.float64) if got.is_floating_point() else got.to(torch.float64)
+    e64 = exp.detach().to(torch.float64) if exp.is_floating_point() else exp.to(torch.float64)
+    details: list[str] = []
+    nonfinite_got = (~torch.isfinite(g64)) & torch.isfinite(e64)
+    if bool(nonfinite_got.any()):
+        k = int(nonfinite_got.sum())
+        kinds = sorted({fmt_number(v) for v in g64[nonfinite_got].unique()[:3].tolist()})
+        message = f"{prefix}{k} / {n} values are {'/'.join(kinds)} where finite values were expected"
+    else:
+        message = f"{prefix}{n_bad} / {n} values differ"
+    finite = torch.isfinite(g64) & torch.isfinite(e64) & bad
+    if bool(finite.any()):
+        diff = (g64 - e64).abs()
+        diff = torch.where(finite, diff, torch.zeros_like(diff))
+        where = tuple(int(i) for i in (diff == diff.max()).nonzero()[0].tolist()) if got.dim() else ()
+        rel = diff / e64.abs().clamp_min(1e-300)
+        details.append(
+            f"largest difference {fmt_number(float(diff.max()))} at {_index_str(where)} "
+            f"(relative {fmt_number(float(rel[finite].max()))})"
+        )
+    g_first = g64[first].item() if first else g64.item()
+    e_first = e64[first].item() if first else e64.item()
+    details.append(f"first at {_index_str(first)}: got {fmt_number(g_first)}, expected {fmt_number(e_first)}")
+    details.append(f"tolerance: |got - expected| <= {tol.atol:.1e} + {tol.rtol:.1e} * |expected|")
+    return Failure(
+        message,
+        details=tuple(details),
+        got=preview(got, bad, first),
+        expected=preview(exp, bad, first),
+    )
+
+
+def _shape_details(got: torch.Tensor, exp: torch.Tensor) -> tuple[str, ...]:
+    if got.dim() == exp.dim() + 1 and got.shape[-1] == 1:
+        return ("an extra trailing dimension of size 1: keepdim=True where it should not be?",)
+    if got.dim() == 1 and exp.dim() == 0:
+        return ("expected a 0-dim tensor (a scalar): reduce with .mean() or .sum() without keepdim",)
+    if got.numel() == exp.numel():
+        return ("same number of values, arranged differently",)
+    return ()
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def check_raises(got: Outcome, exp: Outcome, call: Call, tol: Tolerance) -> Failure | None:
+    """When the reference raises, the student must raise the same kind of exception."""
+    if not isinstance(exp, Raised):
+        return None
+    if isinstance(got, Raised):
+        if got.is_a(exp.type):
+            return None
+        return Failure(f"raised {got.type}, expected {exp.type}", details=(f"your message: {got.headline}",))
+    if isinstance(got, Returned):
+        return Failure(f"returned {describe(got.value)}, expected it to raise {exp.type}")
+    return Failure(f"expected it to raise {exp.type}")
+
+
+def check_tensor(got: Outcome, exp: Outcome, call: Call, tol: Tolerance) -> Failure | None:
+    """Type, shape, dtype and values of a tensor result."""
+    if not (isinstance(got, Returned) and isinstance(exp, Returned)):
+        return None
+    return compare_tensor(got.value, exp.value, tol)
+
+
+def check_grad(tolerance: Callable[[Call, Any], Tolerance]) -> Check:
+    """The gradient w.r.t. the checked input matches the reference's gradient (gradient tolerance)."""
+
+    def check(got: Outcome, exp: Outcome, call: Call, tol: Tolerance) -> Failure | None:
+        if not (isinstance(got, Returned) and isinstance(exp, Returned)) or exp.grad is None:
+            return None
+        if got.grad_error is not None:
+            return Failure(f"gradients do not flow back to the input: {got.grad_error}")
+        return compare_tensor(got.grad, exp.grad, tolerance(call, exp.grad), what="gradient")
+
+    return check
+
+
+def check_unmutated(got: Outcome, exp: Outcome, call: Call, tol: Tolerance) -> Failure | None:
+    """The function must not change its input tensors in place."""
+    if isinstance(got, Returned) and got.mutated:
+        which = ", ".join(f"argument {i + 1}" for i in got.mutated)
+        return Failure(
+            f"changed its input in place ({which})",
+            details=("PyTorch's functions leave their inputs alone: use x - m, not x.sub_(m) or x -= m",),
+        )
+    return None
+
+
+def check_exact(kind: type) -> Check:
+    """The result is exactly of type ``kind`` and equal to the expected value."""
+
+    def check(got: Outcome, exp: Outcome, call: Call, tol: Tolerance) -> Failure | None:
+        if not (isinstance(got, Returned) and isinstance(exp, Returned)):
+            return None
+        if type(got.value) is not kind:
+            return Failure(
+                f"returned {describe(got.value)}, expected a {kind.__name__}",
+                got=preview(got.value),
+                expected=preview(exp.value),
+            )
+        if got.value != exp.value:
+            return Failure(
+                f"returned {describe(got.value)}, expected {describe(exp.value)}",
+                got=preview(got.value),
+                expected=preview(exp.value),
+            )
+        return None
+
+    return check
+
+
+def outcome_text(outcome: Outcome) -> str:
+    if isinstance(outcome, Returned):
+        return describe(outcome.value)
+    if isinstance(outcome, Raised):
+        return f"raised {outcome.type}"
+    if isinstance(outcome, NotImplementedYet):
+        return "NotImplementedError"
+    return "?"

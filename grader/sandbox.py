@@ -1,0 +1,577 @@
+"""Worker lifecycle: a fork-server (zygote) that imported torch once, one isolated worker per submission.
+
+Parent (trusted: builds cases, holds references and secrets, judges)
+  └─ zygote   (imported torch + the runner; holds NO secret; forks on request)
+       └─ worker (setsid, capped output, clean env, temp cwd, limits/namespaces/seccomp, runs student code)
+
+The zygote is forked from the parent right after ``import torch`` when the parent holds nothing
+secret (the student's ``grade``), or spawned as a fresh interpreter with a scrubbed environment
+(batch grading, hidden seeds, notebooks). Control messages travel over a SOCK_SEQPACKET socket
+with the worker's file descriptors attached (SCM_RIGHTS).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import selectors
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+from grader import wire
+
+ENV_ALLOWLIST = ("LANG", "LC_ALL", "TZ")
+SECRET_ENV = ("IMGCLASS_HIDDEN_SEED",)
+CTRL_BUF = 1 << 16
+
+
+class SandboxError(Exception):
+    """The sandbox itself failed (not the student's code)."""
+
+
+class WorkerTimeout(Exception):
+    """The worker did not answer in time."""
+
+
+class WorkerGone(Exception):
+    """The worker's connection closed (it exited, crashed or was killed)."""
+
+
+# ----------------------------------------------------------------------------- exit statuses
+
+
+@dataclass(frozen=True)
+class ExitInfo:
+    """How a worker ended."""
+
+    exitcode: int | None = None
+    signal: int | None = None
+    killed: bool = False  #: the grader killed it (timeout)
+
+    def describe(self) -> str:
+        if self.signal is not None:
+            try:
+                name = signal.Signals(self.signal).name
+            except ValueError:
+                name = f"signal {self.signal}"
+            extra = {
+                "SIGSEGV": " (segmentation fault)",
+                "SIGBUS": " (bus error)",
+                "SIGABRT": " (abort)",
+                "SIGXCPU": " (CPU time limit)",
+                "SIGKILL": "",
+            }.get(name, "")
+            return f"the process was killed by {name}{extra}"
+        if self.exitcode is not None:
+            return f"the process exited with code {self.exitcode} (sys.exit / os._exit in your code?)"
+        return "the process ended"
+
+
+def _status_dict(status: int, killed: bool) -> dict[str, Any]:
+    if os.WIFSIGNALED(status):
+        return {"signal": os.WTERMSIG(status), "killed": killed}
+    return {"exitcode": os.WEXITSTATUS(status), "killed": killed}
+
+
+# ----------------------------------------------------------------------------- inside the worker
+
+
+def _set_pdeathsig() -> None:
+    if sys.platform != "linux":
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_pdeathsig = 1
+    libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+
+
+def _basic_limits(policy: dict[str, Any]) -> tuple[str, ...]:
+    """rlimits only: the fallback where the isolation module is unavailable."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows
+        return ()
+    limits = policy.get("limits", {})
+    done = []
+    for name, key in (
+        ("RLIMIT_CPU", "cpu_seconds"),
+        ("RLIMIT_FSIZE", "file_size_bytes"),
+        ("RLIMIT_NOFILE", "open_files"),
+    ):
+        value = limits.get(key)
+        if value is not None and hasattr(resource, name):
+            with contextlib.suppress(ValueError, OSError):
+                resource.setrlimit(getattr(resource, name), (int(value), int(value)))
+                done.append(name)
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    return ("rlimits",) if done else ()
+
+
+def _isolate(policy: dict[str, Any]) -> tuple[str, ...]:
+    """Apply the isolation layers (grader.isolation) or, where unavailable, rlimits only."""
+    isolation = sys.modules.get("grader.isolation")
+    if isolation is None or not policy.get("isolate", True):
+        return _basic_limits(policy)
+    known = {f.name for f in dataclasses.fields(isolation.Limits)}
+    limits = isolation.Limits(**{k: v for k, v in policy.get("limits", {}).items() if k in known})
+    return tuple(isolation.enter(isolation.Policy(limits=limits)))
+
+
+def _worker_main(sock_fd: int, out_fd: int, tmpdir: str, policy: dict[str, Any]) -> NoReturn:
+    """Runs in the freshly forked worker: set up the process, isolate it, then serve the parent."""
+    try:
+        os.setsid()
+        _set_pdeathsig()
+        os.dup2(out_fd, 1)
+        os.dup2(out_fd, 2)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        keep = sorted({0, 1, 2, sock_fd})
+        low = 3
+        for fd in keep:
+            if fd >= low:
+                os.closerange(low, fd)
+                low = fd + 1
+        os.closerange(low, 1 << 16)
+        env = {k: os.environ[k] for k in ENV_ALLOWLIST if k in os.environ}
+        os.environ.clear()
+        os.environ.update(env)
+        os.environ.update({"HOME": tmpdir, "TMPDIR": tmpdir, "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
+        os.chdir(tmpdir)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        layers = ("process", *_isolate(policy))
+        here = os.getcwd()  # isolation may have moved the worker into a new root
+        os.environ.update({"HOME": here, "TMPDIR": here, "MPLCONFIGDIR": here})
+        from grader import runner
+
+        sock = socket.socket(fileno=sock_fd)
+    except BaseException as e:
+        with contextlib.suppress(BaseException):
+            wire.send_frame(
+                socket.socket(fileno=sock_fd), {"op": "setup-failed", "error": f"{type(e).__name__}: {e}"}
+            )
+        os._exit(70)
+    runner.serve(sock, layers)
+    os._exit(0)  # pragma: no cover
+
+
+# ----------------------------------------------------------------------------- the zygote
+
+
+def _preimport() -> None:
+    """Import what workers need before forking them (after isolation some paths may be hidden)."""
+    import torch
+
+    torch.set_num_threads(1)
+    with contextlib.suppress(RuntimeError):
+        torch.set_num_interop_threads(1)
+    import collections  # noqa: F401
+    import fractions  # noqa: F401
+    import functools  # noqa: F401
+    import itertools  # noqa: F401
+    import math  # noqa: F401
+    import pathlib  # noqa: F401
+    import random  # noqa: F401
+    import re  # noqa: F401
+    import string  # noqa: F401
+    import typing  # noqa: F401
+
+    import numpy  # noqa: F401
+    import torch.nn
+    import torch.nn.functional
+
+    import grader.runner
+
+    with contextlib.suppress(ImportError):
+        import grader.isolation
+
+        grader.isolation.prepare()
+
+
+def zygote_main(ctrl: socket.socket) -> NoReturn:
+    """The fork-server loop. Never returns."""
+    children: dict[int, str] = {}
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _set_pdeathsig()
+        _preimport()
+        ctrl.send(json.dumps({"op": "ready"}).encode())
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            ctrl.send(json.dumps({"op": "failed", "error": f"{type(e).__name__}: {e}"}).encode())
+        os._exit(1)
+    while True:
+        try:
+            data, fds, _flags, _addr = socket.recv_fds(ctrl, CTRL_BUF, 4)
+        except OSError:
+            data, fds = b"", []
+        if not data:
+            for pid in list(children):
+                _kill_and_reap(pid, children)
+            os._exit(0)
+        try:
+            msg = json.loads(data)
+            reply = _zygote_op(msg, fds, children, ctrl)
+        except Exception as e:
+            for fd in fds:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            reply = {"error": f"{type(e).__name__}: {e}"}
+        ctrl.send(json.dumps(reply).encode())
+
+
+def _kill_and_reap(pid: int, children: dict[int, str]) -> dict[str, Any]:
+    with contextlib.suppress(OSError):
+        os.killpg(pid, signal.SIGKILL)
+    with contextlib.suppress(OSError):
+        os.kill(pid, signal.SIGKILL)
+    try:
+        _, status = os.waitpid(pid, 0)
+        info = _status_dict(status, killed=True)
+    except ChildProcessError:
+        info = {"killed": True}
+    shutil.rmtree(children.pop(pid, ""), ignore_errors=True)
+    return info
+
+
+def _zygote_op(
+    msg: dict[str, Any], fds: list[int], children: dict[int, str], ctrl: socket.socket
+) -> dict[str, Any]:
+    op = msg.get("op")
+    if op == "spawn":
+        tmpdir = tempfile.mkdtemp(prefix="imgclass-w-")
+        os.chmod(tmpdir, 0o777)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                ctrl.close()
+                _worker_main(fds[0], fds[1], tmpdir, msg.get("policy", {}))
+            finally:
+                os._exit(70)
+        for fd in fds:
+            os.close(fd)
+        children[pid] = tmpdir
+        return {"pid": pid}
+    if op == "kill":
+        return _kill_and_reap(int(msg["pid"]), children)
+    if op == "wait":
+        pid, deadline = int(msg["pid"]), time.monotonic() + float(msg.get("timeout", 1.0))
+        while time.monotonic() < deadline:
+            try:
+                done, status = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                shutil.rmtree(children.pop(pid, ""), ignore_errors=True)
+                return {}
+            if done:
+                with contextlib.suppress(OSError):
+                    os.killpg(pid, signal.SIGKILL)  # leftovers in its process group
+                shutil.rmtree(children.pop(pid, ""), ignore_errors=True)
+                return _status_dict(status, killed=False)
+            time.sleep(0.002)
+        return _kill_and_reap(pid, children)
+    if op == "ping":
+        return {"pong": True, "children": len(children)}
+    raise ValueError(f"unknown op {op!r}")
+
+
+def _spawned_zygote_entry() -> NoReturn:  # pragma: no cover - runs in the spawned interpreter
+    fd = int(sys.argv[1])
+    zygote_main(socket.socket(fileno=fd))
+
+
+# ----------------------------------------------------------------------------- parent side
+
+
+def clean_env() -> dict[str, str]:
+    """The environment a spawned zygote gets: no secrets, no tokens, no instructor paths."""
+    env = {k: os.environ[k] for k in ENV_ALLOWLIST if k in os.environ}
+    env["PATH"] = "/usr/bin:/bin"
+    env["OMP_NUM_THREADS"] = "1"
+    for key in ("PYTHONPATH",):  # the grader package must stay importable in a source checkout
+        if key in os.environ:
+            env[key] = os.environ[key]
+    return env
+
+
+def parent_has_secrets() -> bool:
+    return any(k in os.environ for k in SECRET_ENV)
+
+
+class Zygote:
+    """Handle on a running fork-server."""
+
+    def __init__(
+        self, ctrl: socket.socket, pid: int, proc: subprocess.Popen[bytes] | None, mode: str
+    ) -> None:
+        self._ctrl = ctrl
+        self.pid = pid
+        self._proc = proc
+        self.mode = mode
+        self._lock = threading.Lock()
+        self._ready = False
+        self._closed = False
+
+    @classmethod
+    def start(cls, *, mode: str = "auto") -> Zygote:
+        """Start a zygote: ``fork`` (fast, parent must hold no secret), ``spawn``, or ``auto``."""
+        if mode == "auto":
+            mode = (
+                "fork"
+                if (hasattr(os, "fork") and sys.platform == "linux" and not parent_has_secrets())
+                else "spawn"
+            )
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        if mode == "fork":
+            sys.stdout.flush()
+            sys.stderr.flush()
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    parent.close()
+                    null = os.open(os.devnull, os.O_RDWR)
+                    os.dup2(null, 0)
+                    zygote_main(child)
+                finally:
+                    os._exit(1)
+            child.close()
+            return cls(parent, pid, None, "fork")
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "from grader.sandbox import _spawned_zygote_entry; _spawned_zygote_entry()",
+                str(child.fileno()),
+            ],
+            pass_fds=(child.fileno(),),
+            env=clean_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd=tempfile.gettempdir(),
+        )
+        child.close()
+        return cls(parent, proc.pid, proc, "spawn")
+
+    def _wait_ready(self) -> None:
+        if self._ready:
+            return
+        data = self._ctrl.recv(CTRL_BUF)
+        msg = json.loads(data) if data else {"op": "failed", "error": "it exited"}
+        if msg.get("op") != "ready":
+            raise SandboxError(f"the grading worker could not start: {msg.get('error')}")
+        self._ready = True
+
+    def request(self, msg: dict[str, Any], fds: list[int] | None = None) -> dict[str, Any]:
+        with self._lock:
+            if self._closed:
+                raise SandboxError("the fork-server is closed")
+            self._wait_ready()
+            data = json.dumps(msg).encode()
+            try:
+                if fds:
+                    socket.send_fds(self._ctrl, [data], fds)
+                else:
+                    self._ctrl.send(data)
+                reply = self._ctrl.recv(CTRL_BUF)
+            except OSError as e:
+                raise SandboxError(f"the fork-server went away: {e}") from None
+            if not reply:
+                raise SandboxError("the fork-server went away")
+            out: dict[str, Any] = json.loads(reply)
+            if "error" in out:
+                raise SandboxError(f"the fork-server failed: {out['error']}")
+            return out
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._ctrl.close()
+        if self._proc is not None:
+            try:
+                self._proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        else:
+            with contextlib.suppress(ChildProcessError):
+                deadline = time.monotonic() + 5
+                while time.monotonic() < deadline:
+                    done, _ = os.waitpid(self.pid, os.WNOHANG)
+                    if done:
+                        break
+                    time.sleep(0.005)
+                else:
+                    os.kill(self.pid, signal.SIGKILL)
+                    os.waitpid(self.pid, 0)
+
+    def __enter__(self) -> Zygote:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass
+class OutputCapture:
+    """Keeps the first ``limit`` bytes of what the student printed and counts the rest."""
+
+    limit: int = 64 * 1024
+    kept: bytearray = field(default_factory=bytearray)
+    total: int = 0
+
+    def feed(self, data: bytes) -> None:
+        self.total += len(data)
+        room = self.limit - len(self.kept)
+        if room > 0:
+            self.kept += data[:room]
+
+    def text(self) -> str:
+        return bytes(self.kept).decode("utf-8", errors="replace")
+
+
+class Worker:
+    """One worker process and the parent's end of its socket and output pipe."""
+
+    def __init__(self, zygote: Zygote, policy: dict[str, Any], output: OutputCapture) -> None:
+        self._zygote = zygote
+        self.output = output
+        self.sock, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        r, w = os.pipe()
+        try:
+            self.pid = int(zygote.request({"op": "spawn", "policy": policy}, [child.fileno(), w])["pid"])
+        except BaseException:
+            self.sock.close()
+            os.close(r)
+            raise
+        finally:
+            child.close()
+            os.close(w)
+        self._out = r
+        self.sock.setblocking(False)
+        os.set_blocking(r, False)
+        self._decoder = wire.FrameDecoder()
+        self._pending: deque[tuple[dict[str, Any], list[bytes]]] = deque()
+        self._sel = selectors.DefaultSelector()
+        self._sel.register(self.sock, selectors.EVENT_READ, "sock")
+        self._sel.register(r, selectors.EVENT_READ, "out")
+        self.exit: ExitInfo | None = None
+        self.layers: tuple[str, ...] = ()
+
+    # -- io
+
+    def _drain_output(self) -> bool:
+        """Read what is available on the output pipe; False at EOF."""
+        try:
+            data = os.read(self._out, 1 << 16)
+        except BlockingIOError:
+            return True
+        except OSError:
+            data = b""
+        if not data:
+            with contextlib.suppress(KeyError, ValueError):
+                self._sel.unregister(self._out)
+            return False
+        self.output.feed(data)
+        return True
+
+    def _pump(self, timeout: float, want_write: bytes | None = None) -> int:
+        """Wait up to ``timeout`` for events; returns bytes written from ``want_write``."""
+        if want_write is not None:
+            self._sel.modify(self.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, "sock")
+        try:
+            events = self._sel.select(max(0.0, timeout))
+        finally:
+            if want_write is not None:
+                self._sel.modify(self.sock, selectors.EVENT_READ, "sock")
+        written = 0
+        for key, mask in events:
+            if key.data == "out":
+                self._drain_output()
+            elif mask & selectors.EVENT_READ:
+                try:
+                    data = self.sock.recv(1 << 20)
+                except BlockingIOError:
+                    data = None
+                except OSError:
+                    data = b""
+                if data == b"":
+                    raise WorkerGone()
+                if data:
+                    self._pending.extend(self._decoder.feed(data))
+            if want_write is not None and mask & selectors.EVENT_WRITE:
+                try:
+                    written += self.sock.send(want_write)
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    raise WorkerGone() from None
+        return written
+
+    def send(self, header: dict[str, Any], blobs: list[bytes] | tuple[bytes, ...], deadline: float) -> None:
+        data = memoryview(wire.pack_frame(header, blobs))
+        while data:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise WorkerTimeout()
+            n = self._pump(remaining, bytes(data[: 1 << 20]))
+            data = data[n:]
+
+    def recv(self, deadline: float) -> tuple[dict[str, Any], list[bytes]]:
+        while not self._pending:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise WorkerTimeout()
+            self._pump(remaining)
+        return self._pending.popleft()
+
+    # -- lifecycle
+
+    def _close_fds(self) -> None:
+        with contextlib.suppress(Exception):
+            while self._drain_output() and self.output.total < 1 << 30:
+                if not self._sel.select(0):
+                    break
+        self._sel.close()
+        self.sock.close()
+        with contextlib.suppress(OSError):
+            os.close(self._out)
+
+    def kill(self) -> ExitInfo:
+        if self.exit is None:
+            self.exit = ExitInfo(**self._zygote.request({"op": "kill", "pid": self.pid}))
+            self._close_fds()
+        return self.exit
+
+    def finish(self) -> ExitInfo:
+        """Ask the worker to exit; kill it if it does not."""
+        if self.exit is None:
+            with contextlib.suppress(Exception):
+                self.send({"op": "exit"}, (), time.monotonic() + 0.5)
+            self.exit = ExitInfo(**self._zygote.request({"op": "wait", "pid": self.pid, "timeout": 1.0}))
+            self._close_fds()
+        return self.exit
+
+    def reap_after_eof(self) -> ExitInfo:
+        """The connection closed: collect how the worker ended (killing what is left of it)."""
+        if self.exit is None:
+            self.exit = ExitInfo(**self._zygote.request({"op": "wait", "pid": self.pid, "timeout": 0.5}))
+            self._close_fds()
+        return self.exit

@@ -1,0 +1,31 @@
+"""Shared fixtures: one Grader (fork-server + plan) per test session; paths of the repo and zoo."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ZOO = ROOT / "tests" / "submissions"
+GRADE = str(Path(sys.executable).parent / "grade")
+
+
+@pytest.fixture(scope="session")
+def grader():
+    from grader.api import Grader
+    from grader.settings import Settings
+
+    with Grader(Settings(timeout=5, import_timeout=5)) as g:
+        yield g
+
+
+def run_grade(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 120):
+    """Run the installed ``grade`` command; returns the CompletedProcess."""
+    full_env = {**os.environ, "NO_COLOR": "1", **(env or {})}
+    return subprocess.run(
+        [GRADE, *args], cwd=cwd or ROOT, env=full_env, capture_output=True, text=True, timeout=timeout
+    )

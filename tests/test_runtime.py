@@ -1,0 +1,132 @@
+"""The process boundary: timeouts, crashes, exits, forbidden calls, mutation, and their messages."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import ZOO
+
+from grader.model import Status
+from grader.testing import plan_for
+
+
+def test_infinite_loop_is_cut_at_the_timeout(grader):
+    report = grader.grade_path(ZOO / "infinite_loop.py")
+    softmax = report.exercise("losses.softmax")
+    assert softmax.status is Status.TIMEOUT
+    assert "took longer than" in softmax.message
+    assert softmax.score == 0
+    others = [e for e in report.exercises if e.id != "losses.softmax"]
+    assert {e.status for e in others} == {Status.NOT_ATTEMPTED}
+
+
+def test_segfault_costs_only_that_exercise(grader):
+    report = grader.grade_path(ZOO / "crash_segfault.py")
+    softmax = report.exercise("losses.softmax")
+    assert softmax.status is Status.ERROR
+    assert "SIGSEGV" in softmax.message
+    assert softmax.cases[0].status is Status.ERROR
+    assert softmax.cases[1].status is Status.SKIPPED
+
+
+def test_sys_exit_in_one_function_keeps_the_others(grader):
+    report = grader.grade_path(ZOO / "exit_in_function.py")
+    softmax = report.exercise("losses.softmax")
+    assert softmax.status is Status.ERROR
+    assert "SystemExit" in softmax.cases[0].message
+    assert report.exercise("losses.log_softmax").status is Status.PASSED
+
+
+def test_exit_at_import_is_an_error_for_every_exercise(grader):
+    report = grader.grade_path(ZOO / "os_exit_at_import.py")
+    assert {e.status for e in report.exercises} == {Status.ERROR}
+    assert "importing os_exit_at_import.py ended the worker" in report.exercises[0].message
+
+
+def test_student_exception_shows_the_students_line(grader):
+    report = grader.grade_path(ZOO / "raises.py")
+    case = report.exercise("losses.softmax").cases[0]
+    assert case.status is Status.ERROR
+    assert case.message.startswith("raised ZeroDivisionError")
+    assert case.traceback and case.traceback[-1].file == "raises.py"
+    assert case.traceback[-1].line == 5
+
+
+@pytest.mark.parametrize(
+    ("zoo", "exercise", "called"),
+    [
+        ("forbidden_softmax.py", "losses.softmax", "torch.softmax"),
+        ("forbidden_getattr.py", "losses.softmax", "torch.softmax"),
+        ("forbidden_log_softmax_logsumexp.py", "losses.log_softmax", "torch.logsumexp"),
+        ("forbidden_ce.py", "losses.cross_entropy", "F."),
+    ],
+)
+def test_forbidden_calls_are_caught_at_run_time(grader, zoo, exercise, called):
+    result = grader.grade_path(ZOO / zoo).exercise(exercise)
+    assert result.status is Status.FORBIDDEN
+    assert result.score == 0
+    assert result.message.startswith("implement it yourself")
+    assert called in result.message
+
+
+def test_own_helpers_are_allowed_in_cross_entropy(grader):
+    report = grader.grade_path(ZOO / "ce_uses_own_functions.py")
+    for eid in ("losses.log_softmax", "losses.nll_loss", "losses.cross_entropy"):
+        assert report.exercise(eid).status is Status.PASSED
+
+
+def test_mutated_input_does_not_change_the_reference(grader):
+    before = [
+        (
+            pc.expected.value.clone(),
+            [a.value.clone() for a in pc.call.args if isinstance(a.value, torch.Tensor)],
+        )
+        for pc in grader.plan.exercises[5].cases
+    ]
+    assert grader.plan.exercises[5].exercise.id == "losses.softmax"
+    mutant = grader.grade_path(ZOO / "mutates_input.py").exercise("losses.softmax")
+    assert mutant.status is Status.FAILED
+    assert any("changed its input in place" in c.message for c in mutant.cases)
+    for (expected, args), pc in zip(before, grader.plan.exercises[5].cases):
+        assert torch.equal(expected.nan_to_num(), pc.expected.value.nan_to_num())
+        for a, b in zip(args, [x.value for x in pc.call.args if isinstance(x.value, torch.Tensor)]):
+            assert torch.equal(a, b)
+    assert grader.grade_path(ZOO / "all_correct.py").exercise("losses.softmax").status is Status.PASSED
+
+
+def test_hard_coded_lesson_output_earns_nothing(grader):
+    result = grader.grade_path(ZOO / "hardcoded_lesson.py").exercise("losses.softmax")
+    lesson = next(c for c in result.cases if c.id == "lesson-6x2")
+    assert lesson.status is Status.PASSED and lesson.weight == 0
+    assert result.score == 0
+
+
+def test_notebook_submission(grader):
+    report = grader.grade_path(ZOO / "notebook_all.ipynb")
+    assert all(e.status is Status.PASSED for e in report.exercises)
+    assert any("%matplotlib inline" in w for w in report.warnings)
+    assert any("skipped" in w and "exploration code" in w for w in report.warnings)
+
+
+def test_hidden_seed_adds_cases_the_public_seed_never_showed():
+    from grader import specs
+    from grader.engine import build_plan
+    from grader.settings import Settings
+
+    public = build_plan(specs.select(["losses.softmax"]), Settings())
+    hidden = build_plan(specs.select(["losses.softmax"]), Settings(hidden_seed=987654321))
+    pub_ids = {pc.id for pc in public.exercises[0].cases}
+    hid = [pc for pc in hidden.exercises[0].cases if pc.hidden]
+    assert hid and all(pc.id.startswith("hidden-") and pc.id not in pub_ids for pc in hid)
+    assert all(pc.recipe == "" for pc in hid)
+    by_id = {pc.id: pc for pc in public.exercises[0].cases}
+    random_case = next(pc for pc in hid if pc.id == "hidden-random-4x3")
+    assert not torch.equal(random_case.call.args[0].value, by_id["random-4x3"].call.args[0].value)
+
+
+def test_adding_a_case_never_reshuffles_the_others():
+    from grader.seeds import case_seed
+
+    assert case_seed(1, "losses.softmax", "random-4x3") == case_seed(1, "losses.softmax", "random-4x3")
+    assert case_seed(1, "losses.softmax", "random-4x3") != case_seed(1, "losses.softmax", "dim-0")
+    assert plan_for("losses.softmax").exercises[0].cases[4].id == "random-4x3"
