@@ -6,11 +6,20 @@ STAMP := $(VENV)/.installed
 
 .PHONY: setup demo test lint typecheck pytest bench goldens clean system-deps
 
+EXTRAS ?= dev,notebook,nbgrader,dask
+
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[$(EXTRAS)]'
 	touch $(STAMP)
+
+## System packages the browser tests need (headless Chromium + driver); apt as root, else say what to do.
+system-deps:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	else echo "Install chromium and chromium-driver (e.g. sudo apt-get install chromium chromium-driver)"; exit 1; fi
 
 setup: $(STAMP)
 
@@ -29,7 +38,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-pytest: $(STAMP)
+pytest: $(STAMP) system-deps
 	$(PY) -m pytest -q
 
 ## Lint, type-check and run every test.

@@ -1,14 +1,18 @@
-"""The ``grade`` command: a thin shell over grader.api. Exit codes: see ``grade --help``."""
+"""The ``grade`` command: a thin shell over grader.api. Exit codes: see ``grade --help``.
+
+Subcommands live in their own modules and are loaded lazily (``LAZY``), so ``grade`` starts fast
+and each feature owns its command.
+"""
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
-from grader.errors import ExitCode, GraderError
+from grader.errors import ExitCode, GraderError, UsageError
 from grader.settings import Settings
 from grader.version import __version__
 
@@ -19,14 +23,49 @@ Exit codes: 0 every exercise passed, 1 some did not, 2 usage or input
 error (missing file, syntax error, bad notebook), 3 internal error.
 """
 
+#: name -> "module:attribute" of a click command, imported on first use.
+LAZY: dict[str, str] = {
+    "batch": "grader.batch.cli:batch",
+    "override": "grader.batch.cli:override",
+    "release": "grader.release:release",
+    "nbgrader": "grader.nbgrader:nbgrader_cli",
+    "gradescope": "grader.gradescope:gradescope_cli",
+}
+
 
 class KitGroup(click.Group):
-    """``grade [PATH]`` is short for ``grade check [PATH]``."""
+    """``grade [PATH]`` is short for ``grade check [PATH]``; other commands load lazily."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if not args or (args[0] not in self.commands and args[0] not in ("--help", "-h", "--version")):
+        if not args or (
+            args[0] not in self.list_commands(ctx) and args[0] not in ("--help", "-h", "--version")
+        ):
             args = ["check", *args]
         return super().parse_args(ctx, args)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *LAZY})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.commands:
+            return self.commands[name]
+        target = LAZY.get(name)
+        if target is None:
+            return None
+        module, attr = target.split(":")
+        try:
+            command = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as e:
+            return _unavailable(name, f"{type(e).__name__}: {e}")
+        return command  # type: ignore[no-any-return]
+
+
+def _unavailable(name: str, why: str) -> click.Command:
+    @click.command(name, context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+    def stub() -> None:
+        _fail(f"'grade {name}' is not available in this installation ({why})")
+
+    return stub
 
 
 @click.group(cls=KitGroup, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
@@ -47,46 +86,93 @@ def _default_path() -> Path:
     raise GraderError("No exercises/ folder here: run `grade PATH` with a folder, a .py or an .ipynb")
 
 
+def _kit_dir(target: Path) -> Path:
+    """The folder that holds a student's kit (where hint state is kept)."""
+    target = target.resolve()
+    folder = target if target.is_dir() else target.parent
+    return folder.parent if folder.name == "exercises" else folder
+
+
 @main.command(epilog=EPILOG)
 @click.argument("path", required=False, type=click.Path(path_type=Path))
 @click.option("--only", multiple=True, help="Grade only this exercise, function or module (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print the machine-readable report (JSON) on stdout.")
+@click.option("--format", "formats", multiple=True, help="Report format (repeatable); see --formats.")
+@click.option(
+    "--out", "outs", multiple=True, type=click.Path(path_type=Path), help="File for the matching --format."
+)
+@click.option(
+    "--templates", type=click.Path(path_type=Path), help="Folder of templates overriding the packaged ones."
+)
 @click.option(
     "--timeout", type=float, default=None, help=f"Seconds per exercise [default: {DEFAULTS.timeout:g}]."
 )
 @click.option(
     "--config", type=click.Path(path_type=Path), help="Course settings (TOML): points, hidden seed, ..."
 )
+@click.option(
+    "--hint", "hint", metavar="EXERCISE", help="Show the next hint for an exercise (and remember it)."
+)
 @click.option("--list", "list_", is_flag=True, help="List the exercises and their points.")
+@click.option("--formats", "list_formats", is_flag=True, help="List the report formats.")
 def check(
     path: Path | None,
     only: tuple[str, ...],
     as_json: bool,
+    formats: tuple[str, ...],
+    outs: tuple[Path, ...],
+    templates: Path | None,
     timeout: float | None,
     config: Path | None,
+    hint: str | None,
     list_: bool,
+    list_formats: bool,
 ) -> None:
     """Grade a submission: a folder of exercise modules, a .py, or an .ipynb (default: ./exercises)."""
     try:
-        if list_:
-            from grader import specs
+        from grader import hints, specs
+        from grader.render import FORMATS
 
+        if list_:
             for e in specs.ALL:
                 click.echo(f"{e.id:36} {e.points:g} points  {e.title}")
             return
+        if list_formats:
+            click.echo("\n".join(FORMATS))
+            return
+        if hint:
+            kit = _kit_dir(path) if path is not None else Path.cwd()
+            exercise_id, n, total, text = hints.next_hint(hint, kit)
+            click.echo(f"{exercise_id}, hint {n} of {total}:\n  {text}")
+            return
+        wanted = list(formats) or ["json" if as_json else "terminal"]
+        if as_json and formats:
+            wanted.append("json")
+        unknown = [f for f in wanted if f not in FORMATS]
+        if unknown:
+            raise UsageError(f"Unknown format '{unknown[0]}' (choose from {', '.join(FORMATS)})")
+        if outs and len(outs) != len(formats):
+            raise UsageError("Give one --out per --format (or none, to print to stdout)")
+        specs.select(only)  # unknown names fail before any work
+
         from grader.api import Grader
-        from grader.render import render
+        from grader.render import render_report
         from grader.settings import load_course
 
         settings = load_course(config).with_overrides(timeout=timeout)
+        if "html" in wanted:
+            settings = settings.with_overrides(pictures=True)
         target = path if path is not None else _default_path()
-        from grader import specs
-
-        specs.select(only)  # unknown names fail before any work
         with Grader(settings, only=only) as g:
-            report = g.grade_path(target)
-        data = report.to_dict()
-        click.echo(render(data, "json" if as_json else "terminal"), nl=False)
+            report = g.grade_path(target, hints_used=hints.used(_kit_dir(target)))
+        destinations: list[Path | None] = list(outs) or [None] * len(wanted)
+        for fmt, dest in zip(wanted, destinations):
+            text = render_report(report, fmt, templates=templates)
+            if dest is None:
+                click.echo(text, nl=False)
+            else:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                dest.write_text(text, encoding="utf-8")
         if report.crash:
             click.echo(f"grade: {report.crash}", err=True)
             sys.exit(int(ExitCode.INTERNAL))
@@ -96,7 +182,3 @@ def check(
         sys.exit(int(ExitCode.OK if report.all_passed else ExitCode.FAILED))
     except GraderError as e:
         _fail(str(e), e.exit_code)
-
-
-def run(argv: list[str] | None = None) -> Any:  # pragma: no cover - convenience for python -m grader
-    return main.main(args=argv, prog_name="grade")

@@ -14,6 +14,8 @@ from typing import Any
 
 import jinja2
 
+from grader.model import Report
+
 FORMATS: dict[str, str] = {
     "terminal": "terminal.txt.j2",
     "json": "report.json.j2",
@@ -83,3 +85,10 @@ def render(
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     env = environment(str(templates) if templates else None)
     return env.get_template(FORMATS[fmt]).render(report=data, **context)
+
+
+def render_report(
+    report: Report, fmt: str = "terminal", *, templates: str | os.PathLike[str] | None = None
+) -> str:
+    """Render a Report (the usual entry point: the CLI, batch feedback and notebooks use it)."""
+    return render(report.to_dict(), fmt, templates=templates)
