@@ -57,7 +57,7 @@ class KitGroup(click.Group):
             command = getattr(importlib.import_module(module), attr)
         except (ImportError, AttributeError) as e:
             return _unavailable(name, f"{type(e).__name__}: {e}")
-        return command  # type: ignore[no-any-return]
+        return command
 
 
 def _unavailable(name: str, why: str) -> click.Command:
