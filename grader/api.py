@@ -46,7 +46,7 @@ class Grader:
     @property
     def plan(self) -> Plan:
         if self._plan is None:
-            self._plan = build_plan(self.exercises, self.settings)
+            self._plan = build_plan(self.exercises, self.settings, lazy=True)
         return self._plan
 
     def new_worker(self, output: OutputCapture) -> Worker:

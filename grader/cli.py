@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import threading
 from pathlib import Path
 
 import click
@@ -129,21 +130,28 @@ def check(
     list_formats: bool,
 ) -> None:
     """Grade a submission: a folder of exercise modules, a .py, or an .ipynb (default: ./exercises)."""
+    # Import the renderer (Jinja compiles a large regex at import) on a thread: it overlaps with
+    # torch's import and with the parent waiting for its worker.
+    threading.Thread(target=importlib.import_module, args=("grader.render",), daemon=True).start()
     try:
         from grader import hints, specs
-        from grader.render import FORMATS
 
         if list_:
             for e in specs.ALL:
                 click.echo(f"{e.id:36} {e.points:g} points  {e.title}")
             return
-        if list_formats:
-            click.echo("\n".join(FORMATS))
-            return
         if hint:
             kit = _kit_dir(path) if path is not None else Path.cwd()
             exercise_id, n, total, text = hints.next_hint(hint, kit)
             click.echo(f"{exercise_id}, hint {n} of {total}:\n  {text}")
+            return
+        specs.select(only)  # unknown names fail before any work
+        from grader.api import Grader
+        from grader.render import FORMATS, render_report
+        from grader.settings import load_course
+
+        if list_formats:
+            click.echo("\n".join(FORMATS))
             return
         wanted = list(formats) or ["json" if as_json else "terminal"]
         if as_json and formats:
@@ -153,11 +161,6 @@ def check(
             raise UsageError(f"Unknown format '{unknown[0]}' (choose from {', '.join(FORMATS)})")
         if outs and len(outs) != len(formats):
             raise UsageError("Give one --out per --format (or none, to print to stdout)")
-        specs.select(only)  # unknown names fail before any work
-
-        from grader.api import Grader
-        from grader.render import render_report
-        from grader.settings import load_course
 
         settings = load_course(config).with_overrides(timeout=timeout)
         if "html" in wanted:

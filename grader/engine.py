@@ -6,10 +6,11 @@ trusted parent.
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -98,15 +99,36 @@ class PlannedExercise:
         return self._variants[key]
 
 
-@dataclass
 class Plan:
-    exercises: list[PlannedExercise]
-    seed: int
-    hidden: bool
+    """Cases and expected outputs, built per exercise on first use and then shared by every submission."""
+
+    def __init__(self, exercises: Sequence[Exercise], settings: Settings) -> None:
+        self.specs = tuple(exercises)
+        self.settings = settings
+        self.seed = settings.seed
+        self.hidden = settings.hidden_seed is not None
+        self._built: list[PlannedExercise | None] = [None] * len(self.specs)
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self.specs)
+
+    def __getitem__(self, i: int) -> PlannedExercise:
+        built = self._built[i]
+        if built is None:
+            with self._lock:
+                built = self._built[i]
+                if built is None:
+                    built = self._built[i] = _plan_exercise(self.specs[i], self.settings)
+        return built
+
+    @property
+    def exercises(self) -> list[PlannedExercise]:
+        return [self[i] for i in range(len(self))]
 
     @property
     def max_score(self) -> float:
-        return sum(pe.points for pe in self.exercises)
+        return sum(float(self.settings.points.get(e.id, e.points)) for e in self.specs)
 
 
 def _plan_case(ex: Exercise, spec: CaseSpec, seed: int, hidden: bool) -> PlannedCase:
@@ -136,36 +158,41 @@ def _plan_case(ex: Exercise, spec: CaseSpec, seed: int, hidden: bool) -> Planned
     )
 
 
-def build_plan(exercises: Sequence[Exercise], settings: Settings | None = None) -> Plan:
-    """Cases and expected outputs for every exercise: computed once, shared by every submission."""
-    settings = settings or Settings()
-    planned = []
-    for ex in exercises:
-        cases = [_plan_case(ex, spec, settings.seed, hidden=False) for spec in ex.cases]
-        if settings.hidden_seed is not None:
-            cases += [
-                _plan_case(ex, spec, settings.hidden_seed, hidden=True) for spec in ex.cases if spec.random
-            ]
-        forbidden = dict(ex.forbidden)
-        for op in settings.forbidden.get(ex.id, ()):
-            forbidden[op] = f"torch op '{op}' (forbidden by your course)"
-        pe = PlannedExercise(ex, cases, float(settings.points.get(ex.id, ex.points)), forbidden)
-        for pc in cases:
-            pe.run_cases.append(
-                {
-                    "id": pc.id,
-                    "args": [wire.encode_arg(a.value, pe.blobs) for a in pc.call.args],
-                    "kwargs": {k: wire.encode_arg(a.value, pe.blobs) for k, a in pc.call.kwargs},
-                    "grad_wrt": pc.call.grad_wrt,
-                    "grad_output": (
-                        wire.encode_value(pc.call.grad_output.value, pe.blobs)
-                        if pc.call.grad_output
-                        else None
-                    ),
-                }
-            )
-        planned.append(pe)
-    return Plan(planned, settings.seed, settings.hidden_seed is not None)
+def _plan_exercise(ex: Exercise, settings: Settings) -> PlannedExercise:
+    cases = [_plan_case(ex, spec, settings.seed, hidden=False) for spec in ex.cases]
+    if settings.hidden_seed is not None:
+        cases += [_plan_case(ex, spec, settings.hidden_seed, hidden=True) for spec in ex.cases if spec.random]
+    forbidden = dict(ex.forbidden)
+    for op in settings.forbidden.get(ex.id, ()):
+        forbidden[op] = f"torch op '{op}' (forbidden by your course)"
+    pe = PlannedExercise(ex, cases, float(settings.points.get(ex.id, ex.points)), forbidden)
+    for pc in cases:
+        pe.run_cases.append(
+            {
+                "id": pc.id,
+                "args": [wire.encode_arg(a.value, pe.blobs) for a in pc.call.args],
+                "kwargs": {k: wire.encode_arg(a.value, pe.blobs) for k, a in pc.call.kwargs},
+                "grad_wrt": pc.call.grad_wrt,
+                "grad_output": (
+                    wire.encode_value(pc.call.grad_output.value, pe.blobs) if pc.call.grad_output else None
+                ),
+            }
+        )
+    return pe
+
+
+def build_plan(
+    exercises: Sequence[Exercise], settings: Settings | None = None, *, lazy: bool = False
+) -> Plan:
+    """Cases and expected outputs for every exercise: computed once, shared by every submission.
+
+    ``lazy`` builds each exercise on first use, so a single submission's grading can overlap
+    building the next exercise with the worker running the current one.
+    """
+    plan = Plan(exercises, settings or Settings())
+    if not lazy:
+        plan.exercises  # noqa: B018 - build everything now
+    return plan
 
 
 # ----------------------------------------------------------------------------- run
@@ -240,8 +267,18 @@ class Execution:
     seconds: float
 
 
-def execute(submission: Submission, plan: Plan, new_worker: WorkerFactory, settings: Settings) -> Execution:
-    """Run every planned exercise of ``submission`` in workers; respawn after a crash or timeout."""
+def execute(
+    submission: Submission,
+    plan: Plan,
+    new_worker: WorkerFactory,
+    settings: Settings,
+    on_exercise: Callable[[PlannedExercise, RawExercise], None] | None = None,
+) -> Execution:
+    """Run every planned exercise of ``submission`` in workers; respawn after a crash or timeout.
+
+    While the worker runs an exercise, the parent builds the next exercise's plan and hands the
+    previous exercise to ``on_exercise`` (the judge), so both processes work at once.
+    """
     start = time.monotonic()
     output = OutputCapture(settings.output_limit)
     budget_end = start + settings.submission_timeout
@@ -260,11 +297,26 @@ def execute(submission: Submission, plan: Plan, new_worker: WorkerFactory, setti
             worker = None
         loaded.clear()
 
-    for pe in plan.exercises:
+    pending: list[tuple[PlannedExercise, RawExercise]] = []
+    internal: list[BaseException] = []
+
+    def overlap(next_index: int, running: PlannedExercise | None = None) -> None:
+        """Parent work done while the worker computes: plan the next exercise, judge finished ones."""
+        try:
+            if next_index < len(plan):
+                plan[next_index]
+            while pending and pending[0][0] is not running and on_exercise is not None:
+                on_exercise(*pending.pop(0))
+        except Exception as e:  # the grader's own failure, never the student's
+            internal.append(e)
+
+    for index in range(len(plan)):
+        pe = plan[index]
         ex = pe.exercise
         n = len(pe.cases)
         raw = RawExercise([None] * n, [set() for _ in range(n)], [0.0] * n)
         results[ex.id] = raw
+        pending.append((pe, raw))
         src: Source | None = submission.source_for(ex.module)
         if src is None:
             raw.missing = f"no {ex.module}.py in the submission"
@@ -327,6 +379,9 @@ def execute(submission: Submission, plan: Plan, new_worker: WorkerFactory, setti
             worker.send(
                 {"op": "run", "key": src.key, "func": ex.func, "cases": pe.run_cases}, pe.blobs, deadline
             )
+            busy = time.monotonic()
+            overlap(index + 1, running=pe)
+            deadline += time.monotonic() - busy  # the parent's own work never counts against the student
             while True:
                 header, blobs = worker.recv(deadline)
                 op = header.get("op")
@@ -376,6 +431,11 @@ def execute(submission: Submission, plan: Plan, new_worker: WorkerFactory, setti
             raw.problem = (
                 f"the worker's reply was malformed ({e}): did your code write to the grader's channel?"
             )
+        if internal:
+            raise internal[0]
+    overlap(len(plan))
+    if internal:
+        raise internal[0]
     if worker is not None:
         with contextlib.suppress(Exception):
             worker.finish()
@@ -394,6 +454,8 @@ def _diagnose(pe: PlannedExercise, raw: RawExercise, statuses: list[Status]) -> 
     and explains a failure, or a detector that fires on a failing case."""
     fired: dict[int, Misconception] = {}
     ex = pe.exercise
+    if not any(_failing(s) for s in statuses):
+        return fired
     for d_index, d in enumerate(ex.diagnoses):
         if d.variant is not None:
             consistent, explained = True, []
@@ -501,7 +563,7 @@ def judge(pe: PlannedExercise, raw: RawExercise, settings: Settings) -> Exercise
     fired = _diagnose(pe, raw, statuses)
     misconceptions: list[Misconception] = []
     for i, info in sorted(fired.items()):
-        results[i] = CaseResult(**{**results[i].__dict__, "misconception": info.name})
+        results[i] = replace(results[i], misconception=info.name)
         if info not in misconceptions:
             misconceptions.append(info)
     if statuses and all(s is Status.NOT_ATTEMPTED for s in statuses):
@@ -566,16 +628,19 @@ def grade(
     *,
     hints_used: dict[str, int] | None = None,
 ) -> tuple[Report, Execution]:
-    """Grade one submission: run it in workers, then judge every exercise here."""
-    execution = execute(submission, plan, new_worker, settings)
-    exercises = []
-    for pe in plan.exercises:
-        result = judge(pe, execution.raw[pe.exercise.id], settings)
+    """Grade one submission: run it in workers and judge every exercise here (while the worker runs the next)."""
+    judged: dict[str, ExerciseResult] = {}
+
+    def on_exercise(pe: PlannedExercise, raw: RawExercise) -> None:
+        result = judge(pe, raw, settings)
         used = (hints_used or {}).get(pe.exercise.id, 0)
         if used and settings.hint_penalty:
             penalty = min(result.score, used * settings.hint_penalty)
-            result = ExerciseResult(**{**result.__dict__, "score": round(result.score - penalty, 4)})
-        exercises.append(result)
+            result = replace(result, score=round(result.score - penalty, 4))
+        judged[pe.exercise.id] = result
+
+    execution = execute(submission, plan, new_worker, settings, on_exercise)
+    exercises = [judged[ex.id] for ex in plan.specs]
     output = execution.output
     report = Report(
         submission=submission.name,

@@ -119,8 +119,10 @@ def close_mask(got: torch.Tensor, exp: torch.Tensor, tol: Tolerance) -> torch.Te
         exp.is_floating_point() or exp.is_complex()
     ):
         return got == exp
-    g = got.detach().to(torch.float64)
-    e = exp.detach().to(torch.float64)
+    # float32 results are compared in float32 (the tolerances are far above its rounding); the rest in float64
+    common = torch.float32 if got.dtype == exp.dtype == torch.float32 else torch.float64
+    g = got.detach().to(common)
+    e = exp.detach().to(common)
     same_nonfinite = (torch.isnan(g) & torch.isnan(e)) | (torch.isinf(g) & torch.isinf(e) & (g == e))
     diff = (g - e).abs()
     ok = diff <= tol.atol + tol.rtol * e.abs()
@@ -318,3 +320,122 @@ def outcome_text(outcome: Outcome) -> str:
     if isinstance(outcome, NotImplementedYet):
         return "NotImplementedError"
     return "?"
+
+
+# ----------------------------------------------------------------------------- plain Python results
+
+
+def _same(got: Any, exp: Any) -> bool:
+    """Equal values of exactly the same types, recursively (``1 != 1.0 != True`` here)."""
+    if type(got) is not type(exp):
+        return False
+    if isinstance(exp, (list, tuple)):
+        return len(got) == len(exp) and all(_same(g, e) for g, e in zip(got, exp))
+    return bool(got == exp)
+
+
+def _types(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        inner = ", ".join(_types(v) for v in value[:4]) + (", …" if len(value) > 4 else "")
+        return f"({inner})" if isinstance(value, tuple) else f"[{inner}]"
+    if isinstance(value, torch.Tensor):
+        return "Tensor"
+    return type_name(value)
+
+
+def _sort_key(value: Any) -> str:
+    return repr(value)
+
+
+def check_items(got: Outcome, exp: Outcome, call: Call, tol: Tolerance) -> Failure | None:
+    """A list whose items (tuples, strings, ints, ...) must equal the expected ones, in order and type."""
+    if not (isinstance(got, Returned) and isinstance(exp, Returned)):
+        return None
+    g, e = got.value, exp.value
+    if type(g) is not list:
+        return Failure(f"returned {describe(g)}, expected a list", got=preview(g), expected=preview(e))
+    if _same(g, e):
+        return None
+    for i, (gi, ei) in enumerate(zip(g, e)):
+        if _types(gi) != _types(ei):
+            return Failure(
+                f"item [{i}] has the types {_types(gi)}, expected {_types(ei)}",
+                details=(
+                    f"got {describe(gi)}, expected {describe(ei)}",
+                    "convert as you build each item (e.g. int(count), not a 0-dim tensor)",
+                ),
+                got=preview(g),
+                expected=preview(e),
+            )
+    if sorted(map(_sort_key, g)) == sorted(map(_sort_key, e)):
+        first = next(i for i, (gi, ei) in enumerate(zip(g, e)) if not _same(gi, ei))
+        return Failure(
+            "the right items in a different order",
+            details=(f"first at [{first}]: got {describe(g[first])}, expected {describe(e[first])}",),
+            got=preview(g),
+            expected=preview(e),
+        )
+    missing = [x for x in e if not any(_same(x, y) for y in g)]
+    extra = [x for x in g if not any(_same(x, y) for y in e)]
+    details: list[str] = []
+    if missing:
+        more = f" (and {len(missing) - 3} more)" if len(missing) > 3 else ""
+        details.append("missing: " + ", ".join(describe(x) for x in missing[:3]) + more)
+    if extra:
+        more = f" (and {len(extra) - 3} more)" if len(extra) > 3 else ""
+        details.append("not expected: " + ", ".join(describe(x) for x in extra[:3]) + more)
+    if len(g) != len(e):
+        message = f"{len(g)} items, expected {len(e)}"
+    else:
+        n_bad = sum(not _same(gi, ei) for gi, ei in zip(g, e))
+        message = f"{n_bad} / {len(e)} items differ"
+        first = next(i for i, (gi, ei) in enumerate(zip(g, e)) if not _same(gi, ei))
+        details.append(f"first at [{first}]: got {describe(g[first])}, expected {describe(e[first])}")
+    return Failure(message, details=tuple(details), got=preview(g), expected=preview(e))
+
+
+def check_floats(got: Outcome, exp: Outcome, call: Call, tol: Tolerance) -> Failure | None:
+    """A Python float, or a list/tuple of them, equal to the expected one(s) within the tolerance."""
+    if not (isinstance(got, Returned) and isinstance(exp, Returned)):
+        return None
+    g, e = got.value, exp.value
+    scalar = isinstance(e, float)
+    gs, es = ([g], [e]) if scalar else (g, e)
+    if not scalar and type(g) is not type(e):
+        return Failure(
+            f"returned {describe(g)}, expected a {type(e).__name__} of {len(e)} floats",
+            got=preview(g),
+            expected=preview(e),
+        )
+    if len(gs) != len(es):
+        return Failure(
+            f"{len(gs)} values, expected {len(es)}",
+            details=(f"expected {describe(e, 200)}",),
+            got=preview(g),
+            expected=preview(e),
+        )
+    for i, v in enumerate(gs):
+        if type(v) is not float:
+            what = "returned" if scalar else f"value [{i}] is"
+            fix = " (use float(...) or .item())" if isinstance(v, torch.Tensor) or type(v) is int else ""
+            return Failure(
+                f"{what} {describe(v)}, expected a Python float{fix}",
+                got=preview(g),
+                expected=preview(e),
+            )
+    bad = [i for i, (gv, ev) in enumerate(zip(gs, es)) if not values_close(gv, ev, tol)]
+    if not bad:
+        return None
+    first = bad[0]
+    at = "" if scalar else f" at [{first}]"
+    return Failure(
+        f"got {fmt_number(gs[0])}, expected {fmt_number(es[0])}"
+        if scalar
+        else f"{len(bad)} / {len(es)} values differ",
+        details=(
+            f"first{at}: got {fmt_number(gs[first])}, expected {fmt_number(es[first])}",
+            f"tolerance: |got - expected| <= {tol.atol:.1e} + {tol.rtol:.1e} * |expected|",
+        ),
+        got=preview(g),
+        expected=preview(e),
+    )

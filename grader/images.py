@@ -41,7 +41,7 @@ def synthetic(
     """A [C, H, W] image in [0, 1] of the given kind (gradient, checkerboard, noise or rings)."""
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}; choose one of {', '.join(KINDS)}")
-    x, y = _grid(h, w)
+    x, y = _grid(h, w, torch.float64 if dtype is torch.float64 else torch.float32)
     planes = []
     for c in range(channels):
         if kind == "gradient":
@@ -50,10 +50,10 @@ def synthetic(
             cell = 4 + (seed % 5) + c
             iy = torch.arange(h).unsqueeze(1) // cell
             ix = torch.arange(w).unsqueeze(0) // cell
-            plane = ((ix + iy + c) % 2).to(torch.float64) * (0.8 - 0.1 * c) + 0.1
+            plane = ((ix + iy + c) % 2).to(x.dtype) * (0.8 - 0.1 * c) + 0.1
         elif kind == "noise":
             g = torch.Generator().manual_seed(seed * 101 + c)
-            plane = torch.rand(h, w, generator=g, dtype=torch.float64)
+            plane = torch.rand(h, w, generator=g, dtype=x.dtype)
         else:
             plane = rings_scene(x, y, c, seed)
         planes.append(plane)

@@ -51,6 +51,9 @@ def show_literal(value: Any) -> str:
         return f"torch.tensor({_nested(value)}{dtype})"
     if isinstance(value, pathlib.PurePath):
         return f"pathlib.Path({str(value)!r})"
+    if isinstance(value, slice):
+        parts = [value.start, value.stop] + ([value.step] if value.step is not None else [])
+        return f"slice({', '.join(repr(p) for p in parts)})"
     return repr(value)
 
 
@@ -157,6 +160,13 @@ class Tolerance:
     atol: float
 
 
+def _finite_absmax(t: Any) -> float:
+    """Largest finite |value| of a floating tensor (0 for anything else)."""
+    if not isinstance(t, torch.Tensor) or not t.is_floating_point() or t.numel() == 0:
+        return 0.0
+    return float(t.detach().abs().nan_to_num(nan=0.0, posinf=0.0).max())
+
+
 def float_tolerance(
     call: Call, expected: Any, *, k: float = 128.0, scale_by_input: bool = False
 ) -> Tolerance:
@@ -171,17 +181,10 @@ def float_tolerance(
         else torch.float32
     )
     eps = torch.finfo(dtype).eps
-    scale = 1.0
-    if isinstance(expected, torch.Tensor) and expected.numel() and expected.is_floating_point():
-        finite = expected[torch.isfinite(expected)]
-        if finite.numel():
-            scale = max(scale, float(finite.abs().max()))
+    scale = max(1.0, _finite_absmax(expected))
     if scale_by_input:
         for t in call.tensors():
-            if t.is_floating_point() and t.numel():
-                finite = t[torch.isfinite(t)]
-                if finite.numel():
-                    scale = max(scale, float(finite.abs().max()))
+            scale = max(scale, _finite_absmax(t))
     return Tolerance(rtol=k * eps, atol=k * eps * scale)
 
 
