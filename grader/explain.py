@@ -233,10 +233,10 @@ def compare_tensor(got: Any, exp: torch.Tensor, tol: Tolerance, what: str = "") 
 
 
 def _shape_details(got: torch.Tensor, exp: torch.Tensor) -> tuple[str, ...]:
-    if got.dim() == exp.dim() + 1 and got.shape[-1] == 1:
-        return ("an extra trailing dimension of size 1: keepdim=True where it should not be?",)
     if got.dim() == 1 and exp.dim() == 0:
         return ("expected a 0-dim tensor (a scalar): reduce with .mean() or .sum() without keepdim",)
+    if got.dim() == exp.dim() + 1 and got.shape[-1] == 1:
+        return ("an extra trailing dimension of size 1: keepdim=True where it should not be?",)
     if got.numel() == exp.numel():
         return ("same number of values, arranged differently",)
     return ()

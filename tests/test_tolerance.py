@@ -1,0 +1,68 @@
+"""Tolerances grow with the dtype and the input scale: right formulas pass, near misses do not.
+Uses the fast in-process path (grader.testing.run_exercise)."""
+
+from __future__ import annotations
+
+import torch
+
+from grader.model import Status
+from grader.testing import run_exercise
+
+
+def log_softmax_other_order(acts, dim=-1):
+    m = acts.max(dim=dim, keepdim=True).values
+    return acts - (m + (acts - m).exp().sum(dim=dim, keepdim=True).log())
+
+
+def test_mathematically_right_log_softmax_passes_at_1e4_in_float32():
+    result = run_exercise("losses.log_softmax", log_softmax_other_order)
+    assert result.status is Status.PASSED, result.message
+    huge = next(c for c in result.cases if c.id == "huge-logits")
+    assert huge.status is Status.PASSED
+
+
+def test_cross_entropy_through_that_log_softmax_passes():
+    def cross_entropy(acts, targets, reduction="mean"):
+        losses = -log_softmax_other_order(acts, dim=1)[torch.arange(len(targets)), targets]
+        return {"none": losses, "mean": losses.mean(), "sum": losses.sum()}[reduction]
+
+    assert run_exercise("losses.cross_entropy", cross_entropy).status is Status.PASSED
+
+
+def test_a_near_miss_fails():
+    def softmax(acts, dim=-1):
+        e = (acts - acts.max(dim=dim, keepdim=True).values).exp()
+        return e / e.sum(dim=dim, keepdim=True) * (1 + 1e-3)
+
+    result = run_exercise("losses.softmax", softmax)
+    assert result.status is Status.FAILED
+    assert "values differ" in result.message
+
+
+def test_float64_inputs_are_held_to_float64_precision():
+    def softmax(acts, dim=-1):
+        e = (acts.float() - acts.float().max(dim=dim, keepdim=True).values).exp()
+        return (e / e.sum(dim=dim, keepdim=True)).to(acts.dtype)
+
+    result = run_exercise("losses.softmax", softmax)
+    f64 = next(c for c in result.cases if c.id == "float64")
+    assert f64.status is Status.FAILED
+    assert next(c for c in result.cases if c.id == "random-4x3").status is Status.PASSED
+
+
+def test_wrong_dtype_and_shape_are_explained_before_values():
+    result = run_exercise(
+        "losses.softmax", lambda acts, dim=-1: torch.softmax(acts.double(), dim).float()[..., None]
+    )
+    assert result.status is Status.FORBIDDEN
+    result = run_exercise(
+        "losses.nll_loss",
+        lambda lp, t, reduction="mean": (
+            (-lp[torch.arange(len(t)), t]).mean(0, keepdim=True)
+            if reduction == "mean"
+            else -lp[torch.arange(len(t)), t]
+        ),
+    )
+    mean_case = next(c for c in result.cases if c.id == "mean")
+    assert mean_case.message == "shape (1,), expected ()"
+    assert "0-dim" in mean_case.details[0]
