@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from grader.explain import check_grad, check_tensor, check_unmutated, close_mask
-from grader.model import Misconception
+from grader.model import Figure, Misconception
 from grader.outcome import Outcome, Returned
 from grader.spec import (
     Arg,
@@ -210,6 +210,63 @@ MUTATES_INPUT = Diagnosis(
 )
 
 
+# ----------------------------------------------------------------------------- figures (HTML reports)
+
+#: Largest output plotted: rows x values per row.
+PLOT_ROWS, PLOT_COLS = 8, 10
+
+
+def rows_figure(title: str, caption: str) -> Any:
+    """Figure data for an HTML plot: the student's values vs the reference, per row.
+
+    Taken from the first failing visible case whose output is small (1-D or 2-D, at most
+    PLOT_ROWS x PLOT_COLS) and finite, preferring one with several rows. Only with ``pictures``.
+    """
+
+    def figures(planned: list[Any], outcomes: list[Any], pictures: bool = True) -> tuple[Figure, ...]:
+        if not pictures:
+            return ()
+        found: list[tuple[Any, torch.Tensor, torch.Tensor]] = []
+        for pc, got in zip(planned, outcomes):
+            exp = pc.expected
+            if pc.hidden or not isinstance(got, Returned) or not isinstance(exp, Returned):
+                continue
+            g, e = got.value, exp.value
+            if not isinstance(g, torch.Tensor) or not isinstance(e, torch.Tensor) or g.shape != e.shape:
+                continue
+            if (
+                g.dim() not in (1, 2)
+                or g.numel() == 0
+                or not (g.is_floating_point() and e.is_floating_point())
+            ):
+                continue
+            g2, e2 = (g.reshape(1, -1), e.reshape(1, -1)) if g.dim() == 1 else (g, e)
+            if g2.shape[0] > PLOT_ROWS or g2.shape[1] > PLOT_COLS:
+                continue
+            if not (bool(torch.isfinite(g2).all()) and bool(torch.isfinite(e2).all())):
+                continue
+            if bool(close_mask(g, e, pc.tol).all()):
+                continue
+            found.append((pc, g2, e2))
+        if not found:
+            return ()
+        pc, g2, e2 = next((f for f in found if f[1].shape[0] > 1), found[0])
+
+        def rows(t: torch.Tensor) -> tuple[tuple[float, ...], ...]:
+            return tuple(tuple(float(f"{v:.4g}") for v in row) for row in t.double().tolist())
+
+        return (
+            Figure(
+                kind="rows",
+                title=title,
+                caption=f"{caption} Case: {pc.label}.",
+                series=(("yours", rows(g2)), ("reference", rows(e2))),
+            ),
+        )
+
+    return figures
+
+
 def _naive_softmax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
     e = torch.exp(x)
     return e / e.sum(dim=dim, keepdim=True)
@@ -310,6 +367,10 @@ SOFTMAX = Exercise(
         MUTATES_INPUT,
     ),
     forbidden={"_softmax": "torch.softmax / F.softmax / Tensor.softmax", "_log_softmax": "log_softmax"},
+    figures=rows_figure(
+        "Your probabilities vs PyTorch's, per row",
+        "Each panel is one row of the output: your values beside the reference's; softmax rows sum to 1.",
+    ),
     hints=(
         "Softmax turns activations into probabilities: positive, and summing to 1 along `dim`.",
         "exp makes everything positive; dividing by the sum along `dim` (keepdim=True) makes it sum to 1. "
@@ -373,6 +434,10 @@ BINARY_SOFTMAX = Exercise(
         MUTATES_INPUT,
     ),
     forbidden={"_softmax": "torch.softmax / F.softmax (use the sigmoid of the difference)"},
+    figures=rows_figure(
+        "Your probabilities of class 0 vs PyTorch's, per item",
+        "One bar pair per item: your probability of the first class beside the reference's.",
+    ),
     hints=(
         "With two classes, softmax's first column is e^a0 / (e^a0 + e^a1). Divide top and bottom by e^a0.",
         "1 / (1 + e^(a1 - a0)) is the sigmoid of a0 - a1.",
@@ -487,7 +552,9 @@ LOG_SOFTMAX = Exercise(
 # ----------------------------------------------------------------------------- nll_loss
 
 
-def _nll_variant(fn: Any) -> Any:
+def _with_reduction(fn: Any) -> Any:
+    """A loss variant called like the student's function: (x, targets, reduction='mean')."""
+
     def variant(x: torch.Tensor, t: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
         return fn(x, t, reduction)
 
@@ -589,7 +656,7 @@ NLL_LOSS = Exercise(
                 "a confident right answer gives a loss near 0, not a large negative number.",
                 "loss = -log_probs[range(n), targets]",
             ),
-            variant=_nll_variant(lambda x, t, r: -F.nll_loss(x, t, reduction=r)),
+            variant=_with_reduction(lambda x, t, r: -F.nll_loss(x, t, reduction=r)),
         ),
         Diagnosis(
             Misconception(
@@ -599,7 +666,7 @@ NLL_LOSS = Exercise(
                 "(log of a negative number is nan).",
                 "nll_loss only picks -log_probs[i, targets[i]] and reduces.",
             ),
-            variant=_nll_variant(lambda x, t, r: F.nll_loss(torch.log(x), t, reduction=r)),
+            variant=_with_reduction(lambda x, t, r: F.nll_loss(torch.log(x), t, reduction=r)),
         ),
         Diagnosis(
             Misconception(
@@ -608,7 +675,7 @@ NLL_LOSS = Exercise(
                 "reduction='mean' averages over the batch; you summed, so the loss grows with the batch size.",
                 "mean = sum / number of items.",
             ),
-            variant=_nll_variant(lambda x, t, r: F.nll_loss(x, t, reduction="sum" if r == "mean" else r)),
+            variant=_with_reduction(lambda x, t, r: F.nll_loss(x, t, reduction="sum" if r == "mean" else r)),
         ),
         Diagnosis(
             Misconception(
@@ -618,7 +685,7 @@ NLL_LOSS = Exercise(
                 "the number of classes.",
                 "Pick one entry per row (log_probs[range(n), targets]); average over the batch only.",
             ),
-            variant=_nll_variant(lambda x, t, r: F.nll_loss(x, t, reduction=r) / x.shape[1]),
+            variant=_with_reduction(lambda x, t, r: F.nll_loss(x, t, reduction=r) / x.shape[1]),
         ),
         Diagnosis(
             Misconception(
@@ -627,7 +694,7 @@ NLL_LOSS = Exercise(
                 "Your result is the mean whatever `reduction` says.",
                 "'none' returns one loss per item, 'sum' adds them, 'mean' averages them.",
             ),
-            variant=_nll_variant(lambda x, t, r: F.nll_loss(x, t, reduction="mean")),
+            variant=_with_reduction(lambda x, t, r: F.nll_loss(x, t, reduction="mean")),
         ),
         Diagnosis(
             Misconception(
@@ -637,7 +704,7 @@ NLL_LOSS = Exercise(
                 "not one entry per row.",
                 "Pair each row with its own target: log_probs[torch.arange(n), targets].",
             ),
-            variant=_nll_variant(lambda x, t, r: _reduce(-x[:, t], r)),
+            variant=_with_reduction(lambda x, t, r: _reduce(-x[:, t], r)),
         ),
         GRAD_DETACHED,
         MUTATES_INPUT,
@@ -651,13 +718,6 @@ NLL_LOSS = Exercise(
 )
 
 # ----------------------------------------------------------------------------- cross-entropy
-
-
-def _ce_variant(fn: Any) -> Any:
-    def variant(x: torch.Tensor, t: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-        return fn(x, t, reduction)
-
-    return variant
 
 
 CROSS_ENTROPY = Exercise(
@@ -771,7 +831,7 @@ CROSS_ENTROPY = Exercise(
                 "so every loss is negative and between -1 and 0.",
                 "Cross-entropy = nll_loss(log_softmax(acts)): take the log (in log space) before nll_loss.",
             ),
-            variant=_ce_variant(lambda x, t, r: F.nll_loss(F.softmax(x, dim=1), t, reduction=r)),
+            variant=_with_reduction(lambda x, t, r: F.nll_loss(F.softmax(x, dim=1), t, reduction=r)),
         ),
         Diagnosis(
             Misconception(
@@ -780,7 +840,7 @@ CROSS_ENTROPY = Exercise(
                 "You returned the log-probability of the right class; cross-entropy is its negative.",
                 "loss = -log_softmax(acts)[range(n), targets]",
             ),
-            variant=_ce_variant(lambda x, t, r: -F.cross_entropy(x, t, reduction=r)),
+            variant=_with_reduction(lambda x, t, r: -F.cross_entropy(x, t, reduction=r)),
         ),
         Diagnosis(
             Misconception(
@@ -789,7 +849,7 @@ CROSS_ENTROPY = Exercise(
                 "reduction='mean' averages over the batch; you summed.",
                 "mean = sum / number of items.",
             ),
-            variant=_ce_variant(lambda x, t, r: F.cross_entropy(x, t, reduction="sum" if r == "mean" else r)),
+            variant=_with_reduction(lambda x, t, r: F.cross_entropy(x, t, reduction="sum" if r == "mean" else r)),
         ),
         Diagnosis(
             Misconception(
@@ -798,7 +858,7 @@ CROSS_ENTROPY = Exercise(
                 "The probabilities were normalised over dim 0 (the items) instead of dim 1 (the classes).",
                 "acts is [batch, classes]: normalise along dim=1.",
             ),
-            variant=_ce_variant(lambda x, t, r: F.nll_loss(F.log_softmax(x, dim=0), t, reduction=r)),
+            variant=_with_reduction(lambda x, t, r: F.nll_loss(F.log_softmax(x, dim=0), t, reduction=r)),
         ),
         Diagnosis(
             Misconception(
@@ -821,6 +881,11 @@ CROSS_ENTROPY = Exercise(
         "Cross-entropy is two steps you have already written: log_softmax, then nll_loss.",
         "Normalise over the classes (dim=1) in log space, then pick minus the log-probability of each target.",
         "return nll_loss(log_softmax(acts, dim=1), targets, reduction)",
+    ),
+    figures=rows_figure(
+        "Your losses vs PyTorch's, per item",
+        "One bar pair per item (reduction='none'): your loss beside the reference's; "
+        "cross-entropy is never negative.",
     ),
 )
 
