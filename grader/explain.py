@@ -232,6 +232,23 @@ def compare_tensor(got: Any, exp: torch.Tensor, tol: Tolerance, what: str = "") 
     )
 
 
+def compare_exact(got: Any, exp: torch.Tensor) -> Failure | None:
+    """Type, shape, dtype, then exact equality: for integer results such as counts."""
+    if not isinstance(got, torch.Tensor) or got.shape != exp.shape or got.dtype != exp.dtype:
+        return compare_tensor(got, exp, Tolerance(rtol=0.0, atol=0.0))
+    bad = got != exp
+    if not bool(bad.any()):
+        return None
+    first = tuple(int(i) for i in bad.nonzero()[0].tolist()) if got.dim() else ()
+    g, e = (got[first].item(), exp[first].item()) if first else (got.item(), exp.item())
+    return Failure(
+        f"{int(bad.sum())} / {bad.numel()} values differ",
+        details=(f"first at {_index_str(first)}: got {fmt_number(g)}, expected {fmt_number(e)}",),
+        got=preview(got, bad, first),
+        expected=preview(exp, bad, first),
+    )
+
+
 def _shape_details(got: torch.Tensor, exp: torch.Tensor) -> tuple[str, ...]:
     if got.dim() == 1 and exp.dim() == 0:
         return ("expected a 0-dim tensor (a scalar): reduce with .mean() or .sum() without keepdim",)
@@ -276,6 +293,13 @@ def check_grad(tolerance: Callable[[Call, Any], Tolerance]) -> Check:
         return compare_tensor(got.grad, exp.grad, tolerance(call, exp.grad), what="gradient")
 
     return check
+
+
+def check_exact_tensor(got: Outcome, exp: Outcome, call: Call, tol: Tolerance) -> Failure | None:
+    """A tensor result that must match exactly (integer counts): no tolerance to explain."""
+    if not (isinstance(got, Returned) and isinstance(exp, Returned)):
+        return None
+    return compare_exact(got.value, exp.value)
 
 
 def check_unmutated(got: Outcome, exp: Outcome, call: Call, tol: Tolerance) -> Failure | None:
@@ -385,7 +409,7 @@ def check_items(got: Outcome, exp: Outcome, call: Call, tol: Tolerance) -> Failu
         more = f" (and {len(extra) - 3} more)" if len(extra) > 3 else ""
         details.append("not expected: " + ", ".join(describe(x) for x in extra[:3]) + more)
     if len(g) != len(e):
-        message = f"{len(g)} items, expected {len(e)}"
+        message = f"{len(g)} item{'' if len(g) == 1 else 's'}, expected {len(e)}"
     else:
         n_bad = sum(not _same(gi, ei) for gi, ei in zip(g, e))
         message = f"{n_bad} / {len(e)} items differ"

@@ -158,6 +158,11 @@ def encode_arg(value: Any, blobs: list[bytes]) -> Any:
     """Encode an argument the parent sends (a value, or a path for the file-name exercises)."""
     if isinstance(value, pathlib.PurePath):
         return {"t": "path", "v": str(value)}
+    if type(value) is slice:
+        return {
+            "t": "slice",
+            "items": [encode_value(v, blobs) for v in (value.start, value.stop, value.step)],
+        }
     return encode_value(value, blobs)
 
 
@@ -214,7 +219,10 @@ class _Budget:
 def decode_value(
     obj: Any, blobs: list[bytes], depth: int = 0, budget: _Budget | None = None, allow_path: bool = False
 ) -> Any:
-    """Strictly decode a tagged JSON value (parent side). Raises ProtocolError on anything odd."""
+    """Strictly decode a tagged JSON value (parent side). Raises ProtocolError on anything odd.
+
+    ``allow_path`` (worker side, arguments only) also accepts a top-level ``path`` or ``slice``.
+    """
     budget = budget or _Budget()
     budget.tick()
     if depth > MAX_DEPTH + 1:
@@ -247,6 +255,11 @@ def decode_value(
         return None
     if tag == "path" and allow_path and depth == 0 and isinstance(obj.get("v"), str):
         return pathlib.Path(obj["v"])
+    if tag == "slice" and allow_path and depth == 0 and isinstance(obj.get("items"), list):
+        parts = [decode_value(i, blobs, depth + 1, budget) for i in obj["items"]]
+        if len(parts) != 3 or not all(p is None or type(p) in (int, float) for p in parts):
+            raise ProtocolError("malformed slice")
+        return slice(*parts)
     if tag == "bool":
         if type(obj.get("v")) is not bool:
             raise ProtocolError("malformed bool")
