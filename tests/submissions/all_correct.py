@@ -1,4 +1,4 @@
-"""Every exercise function of the three modules, correct, in one file."""
+"""Every exercise function of the five modules, correct, in one file."""
 
 import math
 import os
@@ -82,3 +82,39 @@ def nll_loss(log_probs, targets, reduction="mean"):
 
 def cross_entropy(acts, targets, reduction="mean"):
     return nll_loss(log_softmax(acts, dim=1), targets, reduction)
+
+
+# ---- interpretation ----
+
+
+def confusion_matrix(preds, targets, n_classes):
+    cm = torch.zeros(n_classes, n_classes, dtype=torch.int64)
+    for actual, predicted in zip(targets.tolist(), preds.tolist()):
+        cm[actual, predicted] += 1
+    return cm
+
+
+def most_confused(cm, vocab, min_val=1):
+    off = cm.clone()
+    off.fill_diagonal_(0)
+    pairs = [(vocab[i], vocab[j], int(off[i, j])) for i, j in (off >= min_val).nonzero().tolist()]
+    return sorted(pairs, key=lambda p: p[2], reverse=True)
+
+
+# ---- learning_rates ----
+
+
+def lr_suggestions(lrs, losses):
+    slopes = (losses[1:] - losses[:-1]) / (torch.log10(lrs[1:]) - torch.log10(lrs[:-1]))
+    return lrs[losses.argmin()].item() / 10, lrs[slopes.argmin()].item()
+
+
+def lrs_for_groups(lr, n_groups):
+    if not isinstance(lr, slice):
+        return [lr] * n_groups
+    if lr.start is None:
+        return [lr.stop / 10] * (n_groups - 1) + [lr.stop]
+    if n_groups == 1:
+        return [lr.stop]
+    step = (lr.stop / lr.start) ** (1 / (n_groups - 1))
+    return [lr.start * step**i for i in range(n_groups)]

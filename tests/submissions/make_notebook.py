@@ -40,7 +40,8 @@ def build():
     ]
     cells = [
         v4.new_markdown_cell(
-            "# Chapter 5: pet breeds\n\nMy answers: labels from file names, presizing, and cross-entropy."
+            "# Chapter 5: pet breeds\n\nMy answers: labels from file names, presizing, cross-entropy, "
+            "interpretation and learning rates."
         ),
         v4.new_code_cell(
             "import math\nimport os\nimport re\n\nimport torch\nimport torch.nn.functional as F"
@@ -65,6 +66,11 @@ def build():
             "acts = torch.tensor([[-0.9916, -2.2545], [0.1560, -1.9368], [-0.6164, 1.1047]])\n"
             "cross_entropy(acts, torch.tensor([0, 1, 0]), reduction='none')"
         ),
+        v4.new_markdown_cell("## Model interpretation"),
+        code("confusion_matrix", "most_confused"),
+        v4.new_markdown_cell("## Learning rates"),
+        code("lr_suggestions", "lrs_for_groups"),
+        v4.new_code_cell("lrs_for_groups(slice(1e-6, 1e-4), 3)"),
     ]
     for i, cell in enumerate(cells):
         cell.id = f"cell-{i:02d}"  # fixed ids, so regenerating gives the same file

@@ -1,0 +1,10 @@
+"""Mistake: the diagonal (correct predictions) is not skipped."""
+
+
+def most_confused(cm, vocab, min_val=1):
+    pairs = []
+    for i, row in enumerate(cm.tolist()):
+        for j, count in enumerate(row):
+            if count >= min_val:
+                pairs.append((vocab[i], vocab[j], count))
+    return sorted(pairs, key=lambda p: p[2], reverse=True)
