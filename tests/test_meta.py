@@ -44,7 +44,7 @@ def test_grade_without_path_grades_exercises_folder():
     result = run_grade()
     assert result.returncode == 1
     assert "exercises" in result.stdout
-    assert "10 not attempted yet" in result.stdout
+    assert "14 not attempted yet" in result.stdout
 
 
 def test_only_selects_exercises():

@@ -7,9 +7,15 @@ from collections.abc import Iterable
 
 from grader.errors import UsageError
 from grader.spec import Exercise
-from grader.specs import losses, presizing, regex_labels
+from grader.specs import interpretation, learning_rates, losses, presizing, regex_labels
 
-ALL: tuple[Exercise, ...] = regex_labels.EXERCISES + presizing.EXERCISES + losses.EXERCISES
+ALL: tuple[Exercise, ...] = (
+    regex_labels.EXERCISES
+    + presizing.EXERCISES
+    + losses.EXERCISES
+    + interpretation.EXERCISES
+    + learning_rates.EXERCISES
+)
 BY_ID: dict[str, Exercise] = {e.id: e for e in ALL}
 MODULES: tuple[str, ...] = tuple(dict.fromkeys(e.module for e in ALL))
 
