@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import sys
 import threading
+import time
 from pathlib import Path
 
 import click
@@ -147,11 +148,13 @@ def check(
             return
         specs.select(only)  # unknown names fail before any work
         from grader.api import Grader
-        from grader.render import FORMATS, render_report
+        from grader.render import FORMATS, render_report, use_color
         from grader.settings import load_course
 
         if list_formats:
-            click.echo("\n".join(FORMATS))
+            from grader.render import DESCRIPTIONS
+
+            click.echo("\n".join(f"{f:12} {DESCRIPTIONS.get(f, '')}" for f in FORMATS))
             return
         wanted = list(formats) or ["json" if as_json else "terminal"]
         if as_json and formats:
@@ -166,13 +169,16 @@ def check(
         if "html" in wanted:
             settings = settings.with_overrides(pictures=True)
         target = path if path is not None else _default_path()
+        started = time.perf_counter()
         with Grader(settings, only=only) as g:
             report = g.grade_path(target, hints_used=hints.used(_kit_dir(target)))
+        seconds = time.perf_counter() - started  # for Gradescope's execution_time; reports hold no timings
         destinations: list[Path | None] = list(outs) or [None] * len(wanted)
         for fmt, dest in zip(wanted, destinations):
-            text = render_report(report, fmt, templates=templates)
+            color = fmt == "terminal" and dest is None and use_color(sys.stdout)
+            text = render_report(report, fmt, templates=templates, color=color, execution_time=seconds)
             if dest is None:
-                click.echo(text, nl=False)
+                click.echo(text, nl=False, color=color or None)
             else:
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 dest.write_text(text, encoding="utf-8")

@@ -849,7 +849,9 @@ CROSS_ENTROPY = Exercise(
                 "reduction='mean' averages over the batch; you summed.",
                 "mean = sum / number of items.",
             ),
-            variant=_with_reduction(lambda x, t, r: F.cross_entropy(x, t, reduction="sum" if r == "mean" else r)),
+            variant=_with_reduction(
+                lambda x, t, r: F.cross_entropy(x, t, reduction="sum" if r == "mean" else r)
+            ),
         ),
         Diagnosis(
             Misconception(
