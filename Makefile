@@ -48,5 +48,9 @@ test: lint typecheck pytest
 bench: $(STAMP)
 	$(PY) bench/grade_vs_import.py
 
+## Re-render the report goldens (tests/goldens/) and docs/report.png from their fixed result set; review, then commit.
+goldens: $(STAMP) system-deps
+	UPDATE_GOLDENS=1 $(PY) -m pytest -q tests/test_render_goldens.py tests/test_html_browser.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
