@@ -1,0 +1,313 @@
+"""The class report (``DIR/class-report.html``): one self-contained page about the whole class.
+
+Score histogram, per-exercise and per-case pass rates, the most frequent misconceptions (with
+counts and example students), the submissions that timed out, crashed, ran out of memory, called
+forbidden ops or could not be read, and the slowest submissions. Everything is aggregated in SQL
+from the gradebook (nothing per student is held in memory but the totals); plots are matplotlib
+PNGs embedded as data URIs; the template (``templates/class-report.html.j2``) autoescapes.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import statistics
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from .gradebook import Gradebook
+
+TEMPLATE = "class-report.html.j2"
+LIST_LIMIT = 50  #: rows per problem list (the rest is counted)
+STATUS_COLORS = {
+    "passed": "#2e7d32",
+    "failed": "#f9a825",
+    "error": "#c62828",
+    "timeout": "#6a1b9a",
+    "forbidden": "#37474f",
+    "not_attempted": "#b0bec5",
+    "skipped": "#eceff1",
+}
+PROBLEM_STATUSES = ("grader_error", "forbidden", "crashed", "memory", "timeout", "input_error")
+
+
+# ----------------------------------------------------------------------------- plots
+
+
+def _png(fig: Any) -> str:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def histogram(totals: list[float], max_score: float) -> str:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 2.8))
+    ax = fig.add_subplot()
+    top = max(max_score, max(totals, default=0.0), 1.0)
+    bins = min(40, max(10, int(top)))
+    ax.hist(totals, bins=bins, range=(0, top), color="#1565c0", edgecolor="white")
+    ax.set_xlabel(f"total score (of {top:g})")
+    ax.set_ylabel("students")
+    ax.spines[["top", "right"]].set_visible(False)
+    return _png(fig)
+
+
+def status_bars(exercises: list[dict[str, Any]]) -> str:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 0.45 * len(exercises) + 0.9))
+    ax = fig.add_subplot()
+    names = [e["id"] for e in exercises][::-1]
+    left = [0.0] * len(names)
+    for status, color in STATUS_COLORS.items():
+        widths = [e["counts"].get(status, 0) for e in exercises][::-1]
+        if any(widths):
+            ax.barh(names, widths, left=left, color=color, label=status.replace("_", " "))
+            left = [a + b for a, b in zip(left, widths)]
+    ax.set_xlabel("students")
+    ax.legend(ncol=4, fontsize="small", loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
+    ax.spines[["top", "right"]].set_visible(False)
+    return _png(fig)
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def collect(book: Gradebook, *, title: str = "Class report") -> dict[str, Any]:
+    """Everything the template shows, aggregated from the gradebook."""
+    db = book.db
+    current = "JOIN students st ON st.current_submission = {alias}.submission"
+    exercises_meta = book.exercises()
+    max_total = sum(m for _, m in exercises_meta)
+    totals = [
+        float(r[0])
+        for r in db.execute("SELECT SUM(points) FROM effective_scores GROUP BY student ORDER BY student")
+    ]
+    statuses = [
+        {"status": r[0], "count": r[1]}
+        for r in db.execute(
+            "SELECT sb.status, COUNT(*) FROM students st JOIN submissions sb ON sb.id = st.current_submission "
+            "GROUP BY sb.status ORDER BY COUNT(*) DESC"
+        )
+    ]
+    exercises: list[dict[str, Any]] = []
+    for ex_id, ex_max in exercises_meta:
+        counts = {
+            r[0]: r[1]
+            for r in db.execute(
+                f"SELECT e.status, COUNT(*) FROM exercise_results e {current.format(alias='e')} "
+                "WHERE e.exercise = ? GROUP BY e.status",
+                (ex_id,),
+            )
+        }
+        n = sum(counts.values())
+        mean = db.execute("SELECT AVG(points) FROM effective_scores WHERE exercise = ?", (ex_id,)).fetchone()[
+            0
+        ]
+        cases = []
+        for r in db.execute(
+            f"SELECT c.case_id, MIN(c.label) AS label, MAX(c.hidden) AS hidden, MIN(c.position) AS pos, "
+            f"SUM(c.status = 'passed') AS passed, SUM(c.status != 'not_attempted') AS attempted, COUNT(*) AS n "
+            f"FROM case_results c {current.format(alias='c')} WHERE c.exercise = ? "
+            "GROUP BY c.case_id ORDER BY pos",
+            (ex_id,),
+        ):
+            top = db.execute(
+                f"SELECT c.misconception, COUNT(*) FROM case_results c {current.format(alias='c')} "
+                "WHERE c.exercise = ? AND c.case_id = ? AND c.misconception IS NOT NULL "
+                "GROUP BY c.misconception ORDER BY COUNT(*) DESC LIMIT 1",
+                (ex_id, r["case_id"]),
+            ).fetchone()
+            cases.append(
+                {
+                    "id": r["case_id"],
+                    "label": r["label"],
+                    "hidden": bool(r["hidden"]),
+                    "passed": r["passed"],
+                    "attempted": r["attempted"],
+                    "total": r["n"],
+                    "rate": (r["passed"] / r["attempted"]) if r["attempted"] else None,
+                    "misconception": top[0] if top else None,
+                    "misconception_count": top[1] if top else 0,
+                }
+            )
+        attempted = n - counts.get("not_attempted", 0)
+        exercises.append(
+            {
+                "id": ex_id,
+                "max_score": ex_max,
+                "students": n,
+                "counts": counts,
+                "passed": counts.get("passed", 0),
+                "attempted": attempted,
+                "pass_rate": counts.get("passed", 0) / n if n else None,
+                "mean": mean if mean is not None else 0.0,
+                "cases": cases,
+            }
+        )
+    misconceptions = []
+    for r in db.execute(
+        f"SELECT m.exercise, m.name, MIN(m.title) AS title, COUNT(*) AS n FROM misconceptions m "
+        f"{current.format(alias='m')} GROUP BY m.exercise, m.name ORDER BY n DESC, m.exercise, m.name LIMIT 15"
+    ):
+        examples = [
+            x[0]
+            for x in db.execute(
+                f"SELECT st.id FROM misconceptions m {current.format(alias='m')} "
+                "WHERE m.exercise = ? AND m.name = ? ORDER BY st.id LIMIT 3",
+                (r["exercise"], r["name"]),
+            )
+        ]
+        misconceptions.append(
+            {
+                "exercise": r["exercise"],
+                "name": r["name"],
+                "title": r["title"],
+                "count": r["n"],
+                "examples": examples,
+            }
+        )
+    problems = []
+    for status in PROBLEM_STATUSES:
+        count = db.execute(
+            "SELECT COUNT(*) FROM students st JOIN submissions sb ON sb.id = st.current_submission "
+            "WHERE (',' || sb.flags || ',') LIKE ?",
+            (f"%,{status},%",),
+        ).fetchone()[0]
+        if not count:
+            continue
+        rows = []
+        for r in db.execute(
+            "SELECT st.id, sb.id AS submission, sb.report IS NOT NULL AS has_report FROM students st "
+            "JOIN submissions sb ON sb.id = st.current_submission WHERE (',' || sb.flags || ',') LIKE ? "
+            "ORDER BY st.id LIMIT ?",
+            (f"%,{status},%", LIST_LIMIT),
+        ):
+            rows.append({"student": r["id"], "detail": _detail(book, r["submission"], status)})
+        problems.append({"status": status, "count": count, "rows": rows, "more": count - len(rows)})
+    unusable = [
+        {"student": r["student"] or "", "path": r["path"], "reason": r["reason"]}
+        for r in db.execute(
+            "SELECT student, path, reason FROM problems WHERE run = (SELECT MAX(id) FROM runs) "
+            "ORDER BY student, path LIMIT ?",
+            (LIST_LIMIT,),
+        )
+    ]
+    unusable_count = db.execute(
+        "SELECT COUNT(*) FROM problems WHERE run = (SELECT MAX(id) FROM runs)"
+    ).fetchone()[0]
+    slowest = [
+        {"student": r[0], "seconds": r[1], "status": r[2]}
+        for r in db.execute(
+            "SELECT st.id, sb.seconds, sb.status FROM students st JOIN submissions sb ON sb.id = st.current_submission "
+            "WHERE sb.seconds IS NOT NULL ORDER BY sb.seconds DESC, st.id LIMIT 10"
+        )
+    ]
+    run = db.execute("SELECT * FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+    overrides = db.execute("SELECT COUNT(*) FROM current_overrides").fetchone()[0]
+    graded = len(totals)
+    return {
+        "title": title,
+        "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "source": run["source"] if run else "",
+        "grader_version": run["grader_version"] if run else "",
+        "config": run["config"] if run else "",
+        "isolation": run["isolation"] if run else "",
+        "students": db.execute("SELECT COUNT(*) FROM students").fetchone()[0],
+        "graded": graded,
+        "max_score": max_total,
+        "mean": statistics.fmean(totals) if totals else 0.0,
+        "median": statistics.median(totals) if totals else 0.0,
+        "lowest": min(totals, default=0.0),
+        "highest": max(totals, default=0.0),
+        "full_marks": sum(1 for t in totals if max_total and t >= max_total - 1e-9),
+        "statuses": statuses,
+        "exercises": exercises,
+        "misconceptions": misconceptions,
+        "problems": problems,
+        "unusable": unusable,
+        "unusable_more": unusable_count - len(unusable),
+        "slowest": slowest,
+        "overrides": overrides,
+        "histogram": histogram(totals, max_total) if totals else None,
+        "status_plot": status_bars(exercises) if exercises else None,
+    }
+
+
+def _detail(book: Gradebook, submission: int, status: str) -> str:
+    """One line saying what went wrong, from the exercise results."""
+    wanted = {
+        "timeout": "e.status = 'timeout'",
+        "forbidden": "e.status = 'forbidden'",
+        "crashed": "e.message LIKE '%ended the worker%'",
+        "memory": "(e.message LIKE '%MemoryError%' OR e.message LIKE '%allocate memory%')",
+        "input_error": "e.status = 'error'",
+    }.get(status)
+    if wanted is not None:
+        row = book.db.execute(
+            f"SELECT e.exercise, e.message FROM exercise_results e WHERE e.submission = ? AND {wanted} "
+            "ORDER BY e.position LIMIT 1",
+            (submission,),
+        ).fetchone()
+        if row is not None:
+            return f"{row[0]}: {row[1]}"
+    report = book.report_json(submission)
+    if report:
+        import json
+
+        data = json.loads(report)
+        if status == "grader_error" and data.get("crash"):
+            return str(data["crash"])
+        if data.get("errors"):
+            return str(data["errors"][0])
+    return ""
+
+
+# ----------------------------------------------------------------------------- rendering
+
+
+@cache
+def _environment(extra: str | None) -> jinja2.Environment:
+    from grader.render import templates_dir
+
+    loaders: list[jinja2.BaseLoader] = []
+    if extra:
+        loaders.append(jinja2.FileSystemLoader(extra))
+    loaders.append(jinja2.FileSystemLoader(str(templates_dir())))
+    env = jinja2.Environment(
+        loader=jinja2.ChoiceLoader(loaders),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    env.filters["pct"] = lambda x: "–" if x is None else f"{100 * x:.0f}%"
+    env.filters["pts"] = lambda x: f"{round(float(x), 2):g}"
+    return env
+
+
+def render(data: dict[str, Any], *, templates: str | os.PathLike[str] | None = None) -> str:
+    env = _environment(str(templates) if templates else None)
+    return env.get_template(TEMPLATE).render(**data)
+
+
+def write_class_report(
+    book: Gradebook,
+    path: Path,
+    *,
+    templates: str | os.PathLike[str] | None = None,
+    title: str = "Class report",
+) -> None:
+    from .export import write_atomic
+
+    write_atomic(path, render(collect(book, title=title), templates=templates))

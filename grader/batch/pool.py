@@ -1,0 +1,365 @@
+"""A pool of local grading processes, each a :class:`grader.api.Grader` (one fork-server + one plan).
+
+Why processes and not threads: the trusted side of grading (sending cases, decoding outputs,
+comparing, diagnosing) is Python under the GIL, so threads in one parent cannot use a second core
+for it. Each grading process builds the plan once, keeps one warm fork-server that forks a fresh
+isolated worker per submission, and talks to the batch parent in JSON lines over its stdin and
+stdout — no pickle anywhere. The parent keeps two tasks queued per process so that no process
+waits for a round trip.
+
+Run a grading process by hand (for debugging) with ``python -m grader.batch.pool``: the first
+line on stdin is ``{"settings": {...}, "only": [...]}``, then one task per line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from grader.errors import GraderError
+from grader.settings import Settings
+
+from .tasks import grade_payload, probe_layers, settings_from_dict, settings_to_dict
+
+#: A grading process gets this long on top of the submission's own time budget before it is
+#: presumed stuck, killed and restarted.
+STUCK_MARGIN = 60.0
+#: A task whose grading process died this many times is given up on (recorded as a grader error).
+MAX_ATTEMPTS = 2
+
+
+class PoolError(GraderError):
+    """The grading processes could not be started."""
+
+
+# ----------------------------------------------------------------------------- child side
+
+
+def _set_pdeathsig() -> None:
+    if sys.platform != "linux":
+        return
+    import ctypes
+
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+
+
+def child_main() -> None:
+    """A grading process: settings on the first stdin line, then one task per line."""
+    proto = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
+    os.dup2(2, 1)  # anything printed by libraries goes to the log, never into the protocol
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    _set_pdeathsig()
+
+    def send(msg: dict[str, Any]) -> None:
+        proto.write(json.dumps(msg, separators=(",", ":")) + "\n")
+
+    hello = sys.stdin.readline()
+    if not hello:
+        return
+    try:
+        config = json.loads(hello)
+        from grader.api import Grader
+
+        grader = Grader(
+            settings_from_dict(config["settings"]),
+            only=config.get("only", ()),
+            zygote_mode=config.get("zygote", "auto"),
+        )
+        grader.plan  # noqa: B018 - build the cases and expected outputs once, before the first task
+        layers = probe_layers(grader)
+    except Exception as e:
+        send({"op": "failed", "error": f"{type(e).__name__}: {e}"})
+        return
+    send({"op": "ready", "pid": os.getpid(), "layers": layers})
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        task = json.loads(line)
+        try:
+            result = grade_payload(grader, task)
+        except Exception as e:
+            result = {"id": task.get("id"), "error": f"{type(e).__name__}: {e}"}
+        send({"op": "result", **result})
+    grader.close()
+
+
+# ----------------------------------------------------------------------------- parent side
+
+
+@dataclass
+class _Child:
+    proc: subprocess.Popen[bytes]
+    number: int
+    inbuf: bytearray = field(default_factory=bytearray)
+    outbuf: bytearray = field(default_factory=bytearray)
+    inflight: deque[tuple[int, float]] = field(default_factory=deque)  #: (task id, when sent)
+    ready: bool = False
+    layers: tuple[str, ...] = ()
+    pid: int = 0
+
+    @property
+    def stdout(self) -> IO[bytes]:
+        assert self.proc.stdout is not None
+        return self.proc.stdout
+
+    @property
+    def stdin(self) -> IO[bytes]:
+        assert self.proc.stdin is not None
+        return self.proc.stdin
+
+
+class LocalPool:
+    """``jobs`` grading processes on this machine; results come back as they finish."""
+
+    name = "local"
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        only: Iterable[str] = (),
+        jobs: int | None = None,
+        queue_per_job: int = 2,
+        log: IO[bytes] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.only = list(only)
+        self.jobs = max(1, jobs or os.cpu_count() or 1)
+        self.queue_per_job = max(1, queue_per_job)
+        self._log = log
+        self._sel = selectors.DefaultSelector()
+        self._children: list[_Child] = []
+        self._spawned = 0
+        self._hello = (
+            json.dumps({"settings": settings_to_dict(settings), "only": self.only}, separators=(",", ":"))
+            + "\n"
+        ).encode()
+        self.stuck_after = settings.submission_timeout + STUCK_MARGIN
+        self.layers: list[tuple[str, ...]] = []
+        self.restarts = 0
+
+    # -- lifecycle
+
+    def _spawn(self) -> _Child:
+        self._spawned += 1
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "grader.batch.pool"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log if self._log is not None else subprocess.DEVNULL,
+            env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"},
+        )
+        child = _Child(proc, self._spawned, outbuf=bytearray(self._hello))
+        os.set_blocking(child.stdout.fileno(), False)
+        os.set_blocking(child.stdin.fileno(), False)
+        self._sel.register(child.stdout, selectors.EVENT_READ, child)
+        self._children.append(child)
+        self._flush(child)
+        return child
+
+    def start(self) -> list[tuple[str, ...]]:
+        """Start every grading process and wait until each has built its plan; their isolation layers."""
+        for _ in range(self.jobs):
+            self._spawn()
+        deadline = time.monotonic() + 600
+        while not all(c.ready for c in self._children):
+            if time.monotonic() > deadline:
+                raise PoolError("the grading processes did not start within 10 minutes")
+            for child, msg in self._poll(1.0):
+                if msg is None:
+                    raise PoolError(
+                        f"a grading process exited while starting (exit code {child.proc.poll()}); see the batch log"
+                    )
+                if msg.get("op") == "failed":
+                    raise PoolError(f"a grading process could not start: {msg.get('error')}")
+        self.layers = [c.layers for c in self._children]
+        return self.layers
+
+    def close(self) -> None:
+        for child in list(self._children):
+            self._stop(child, kill=False)
+
+    def kill(self) -> None:
+        for child in list(self._children):
+            self._stop(child, kill=True)
+
+    def _stop(self, child: _Child, *, kill: bool) -> None:
+        with contextlib.suppress(KeyError, ValueError):
+            self._sel.unregister(child.stdout)
+        if child in self._children:
+            self._children.remove(child)
+        with contextlib.suppress(OSError):
+            child.stdin.close()
+        if kill:
+            with contextlib.suppress(OSError):
+                child.proc.kill()
+        try:
+            child.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            child.proc.kill()
+            child.proc.wait()
+        with contextlib.suppress(OSError):
+            child.stdout.close()
+
+    # -- io
+
+    def _flush(self, child: _Child) -> None:
+        while child.outbuf:
+            try:
+                n = os.write(child.stdin.fileno(), child.outbuf[: 1 << 16])
+            except BlockingIOError:
+                break
+            except OSError:  # the child is gone; its EOF on stdout will tell
+                child.outbuf.clear()
+                break
+            del child.outbuf[:n]
+        self._want_write(child, bool(child.outbuf))
+
+    def _want_write(self, child: _Child, want: bool) -> None:
+        with contextlib.suppress(KeyError, ValueError, OSError):
+            registered = child.stdin.fileno() in self._sel.get_map()
+            if want and not registered:
+                self._sel.register(child.stdin, selectors.EVENT_WRITE, child)
+            elif not want and registered:
+                self._sel.unregister(child.stdin)
+
+    def _poll(self, timeout: float) -> Iterator[tuple[_Child, dict[str, Any] | None]]:
+        """Messages from children (``None`` for a child whose output ended)."""
+        for key, _mask in self._sel.select(timeout):
+            child: _Child = key.data
+            if key.fileobj is child.stdin:
+                self._flush(child)
+                continue
+            try:
+                data = os.read(child.stdout.fileno(), 1 << 20)
+            except BlockingIOError:
+                continue
+            except OSError:
+                data = b""
+            if not data:
+                with contextlib.suppress(KeyError, ValueError):
+                    self._sel.unregister(child.stdout)
+                with contextlib.suppress(KeyError, ValueError):
+                    self._sel.unregister(child.stdin)
+                yield child, None
+                continue
+            child.inbuf += data
+            while True:
+                end = child.inbuf.find(b"\n")
+                if end < 0:
+                    break
+                line = bytes(child.inbuf[:end])
+                del child.inbuf[: end + 1]
+                try:
+                    msg = json.loads(line)
+                except ValueError:
+                    continue
+                if msg.get("op") == "ready":
+                    child.ready = True
+                    child.layers = tuple(str(x) for x in msg.get("layers", []))
+                    child.pid = int(msg.get("pid", 0))
+                yield child, msg
+
+    def _send(self, child: _Child, task: dict[str, Any]) -> None:
+        child.outbuf += (json.dumps(task, separators=(",", ":")) + "\n").encode()
+        child.inflight.append((int(task["id"]), time.monotonic()))
+        self._flush(child)
+
+    # -- running
+
+    def run(self, tasks: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        """Grade ``tasks`` (each ``{"id": int, "submission": {...}}``); yield results as they finish.
+
+        A result is ``{"id", "report", "seconds", "cpu_seconds"}`` or ``{"id", "error"}`` when the
+        grader itself failed on that task (its process died twice, or it got stuck).
+        """
+        source = iter(tasks)
+        exhausted = False
+        by_id: dict[int, dict[str, Any]] = {}
+        attempts: dict[int, int] = {}
+        retry: deque[dict[str, Any]] = deque()
+        while True:
+            # fill every ready child's queue
+            for child in list(self._children):
+                while child.ready and len(child.inflight) < self.queue_per_job:
+                    if retry:
+                        task = retry.popleft()
+                    elif not exhausted:
+                        try:
+                            task = next(source)
+                        except StopIteration:
+                            exhausted = True
+                            break
+                        by_id[int(task["id"])] = task
+                    else:
+                        break
+                    self._send(child, task)
+            if exhausted and not retry and not by_id:
+                return
+            for child, msg in self._poll(1.0):
+                if msg is None:
+                    yield from self._lost(child, "its grading process exited", by_id, attempts, retry)
+                    continue
+                if msg.get("op") != "result":
+                    continue
+                tid = int(msg["id"])
+                if child.inflight and child.inflight[0][0] == tid:
+                    child.inflight.popleft()
+                else:
+                    child.inflight = deque(x for x in child.inflight if x[0] != tid)
+                if by_id.pop(tid, None) is not None:
+                    yield {k: v for k, v in msg.items() if k != "op"}
+            now = time.monotonic()
+            for child in list(self._children):
+                if child.inflight and now - child.inflight[0][1] > self.stuck_after:
+                    yield from self._lost(child, "its grading process got stuck", by_id, attempts, retry)
+
+    def _lost(
+        self,
+        child: _Child,
+        why: str,
+        by_id: dict[int, dict[str, Any]],
+        attempts: dict[int, int],
+        retry: deque[dict[str, Any]],
+    ) -> Iterator[dict[str, Any]]:
+        """A grading process died or hung: restart it; retry its tasks (the first one at most twice)."""
+        self._stop(child, kill=True)
+        self.restarts += 1
+        for n, (tid, _) in enumerate(child.inflight):
+            task = by_id.get(tid)
+            if task is None:
+                continue
+            if n == 0:  # the one being graded when it happened
+                attempts[tid] = attempts.get(tid, 0) + 1
+                if attempts[tid] >= MAX_ATTEMPTS:
+                    by_id.pop(tid)
+                    yield {"id": tid, "error": f"internal grader error: {why} while grading this submission"}
+                    continue
+            retry.append(task)
+        child.inflight.clear()
+        replacement = self._spawn()
+        deadline = time.monotonic() + 600
+        while not replacement.ready and time.monotonic() < deadline:
+            for c, msg in self._poll(1.0):
+                if c is replacement and (msg is None or msg.get("op") == "failed"):
+                    raise PoolError("a grading process could not be restarted; see the batch log")
+                if c is not replacement and msg is not None and msg.get("op") == "result":
+                    tid = int(msg["id"])
+                    c.inflight = deque(x for x in c.inflight if x[0] != tid)
+                    if by_id.pop(tid, None) is not None:
+                        yield {k: v for k, v in msg.items() if k != "op"}
+
+
+if __name__ == "__main__":  # pragma: no cover - runs in the grading process
+    child_main()
