@@ -215,11 +215,13 @@ def compare_tensor(got: Any, exp: torch.Tensor, tol: Tolerance, what: str = "") 
         diff = (g64 - e64).abs()
         diff = torch.where(finite, diff, torch.zeros_like(diff))
         where = tuple(int(i) for i in (diff == diff.max()).nonzero()[0].tolist()) if got.dim() else ()
-        rel = diff / e64.abs().clamp_min(1e-300)
-        details.append(
-            f"largest difference {fmt_number(float(diff.max()))} at {_index_str(where)} "
-            f"(relative {fmt_number(float(rel[finite].max()))})"
-        )
+        # Relative differences only where the expected value is not (near) zero: x / 0 says nothing.
+        sizable = finite & (e64.abs() > max(tol.atol, 1e-12))
+        relative = ""
+        if bool(sizable.any()):
+            rel = (diff / e64.abs().clamp_min(1e-12))[sizable]
+            relative = f" (largest relative difference {fmt_number(float(rel.max()))})"
+        details.append(f"largest difference {fmt_number(float(diff.max()))} at {_index_str(where)}{relative}")
     g_first = g64[first].item() if first else g64.item()
     e_first = e64[first].item() if first else e64.item()
     details.append(f"first at {_index_str(first)}: got {fmt_number(g_first)}, expected {fmt_number(e_first)}")
