@@ -116,7 +116,10 @@ class DaskPool:
             self.client.submit(warm, self.config, workers=[addr], allow_other_workers=False, pure=False)
             for addr in nthreads
         ]
-        self.layers = [tuple(f.result()) for f in futures]
+        try:
+            self.layers = [tuple(f.result()) for f in futures]
+        except Exception as e:
+            raise GraderError(f"a Dask worker could not start grading: {e}") from None
         return self.layers
 
     def run(self, tasks: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:

@@ -29,7 +29,7 @@ from typing import IO, Any
 from grader.errors import GraderError
 from grader.settings import Settings
 
-from .tasks import grade_payload, probe_layers, settings_from_dict, settings_to_dict
+from .tasks import ProbeFailed, grade_payload, probe_layers, settings_from_dict, settings_to_dict
 
 #: A grading process gets this long on top of the submission's own time budget before it is
 #: presumed stuck, killed and restarted.
@@ -78,6 +78,9 @@ def child_main() -> None:
         )
         grader.plan  # noqa: B018 - build the cases and expected outputs once, before the first task
         layers = probe_layers(grader)
+    except (ProbeFailed, GraderError) as e:
+        send({"op": "failed", "error": str(e)})
+        return
     except Exception as e:
         send({"op": "failed", "error": f"{type(e).__name__}: {e}"})
         return

@@ -119,5 +119,20 @@ def grade_payload(grader: Grader, task: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def probe_layers(grader: Grader) -> list[str]:
-    """Run the probe submission: the isolation layers its worker had."""
-    return list(grader.grade_submission(probe_submission()).isolation)
+    """Run the probe submission: the isolation layers its worker had.
+
+    Raises :class:`ProbeFailed` when no worker could run it at all (what the batch should say
+    then is why, not which layers are missing).
+    """
+    report = grader.grade_submission(probe_submission())
+    if report.crash:
+        raise ProbeFailed(report.crash)
+    if not report.isolation:
+        messages = [e.message for e in report.exercises if e.message and "not implemented" not in e.message]
+        if messages:
+            raise ProbeFailed(f"a worker could not run an empty submission: {messages[0]}")
+    return list(report.isolation)
+
+
+class ProbeFailed(Exception):
+    """The probe submission could not run in a worker: the sandbox itself is broken here."""
