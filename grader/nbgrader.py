@@ -146,7 +146,7 @@ c.Execute.timeout = {timeout}
 COURSE_TOML = """\
 # imgclass-kit course settings (written by `grade nbgrader init`). Keep this file private: it holds
 # the hidden seed. It lives outside source/, so nbgrader never copies it into a release; at autograde
-# time the test cells find it here, two folders above autograded/<student>/<assignment>/.
+# time the test cells find it here, in the folder that holds autograded/<student>/<assignment>/.
 [grading]
 hidden_seed = {seed}
 timeout = {timeout}                     # seconds per exercise (a student's infinite loop stops here)
