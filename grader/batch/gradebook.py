@@ -52,7 +52,9 @@ CREATE TABLE IF NOT EXISTS runs (
     discovered INTEGER NOT NULL DEFAULT 0,
     graded INTEGER NOT NULL DEFAULT 0,
     skipped INTEGER NOT NULL DEFAULT 0,
-    unusable INTEGER NOT NULL DEFAULT 0
+    unusable INTEGER NOT NULL DEFAULT 0,
+    parent_peak_rss_kb INTEGER,
+    parent_cpu_seconds REAL
 );
 CREATE TABLE IF NOT EXISTS students (
     id TEXT PRIMARY KEY,
@@ -296,6 +298,14 @@ class Gradebook:
                     isolation,
                     run,
                 ),
+            )
+
+    def run_stats(self, run: int, *, peak_rss_kb: int, cpu_seconds: float) -> None:
+        """The batch parent's own peak RSS and CPU time (the benchmarks read them)."""
+        with self.transaction():
+            self.db.execute(
+                "UPDATE runs SET parent_peak_rss_kb = ?, parent_cpu_seconds = ? WHERE id = ?",
+                (peak_rss_kb, cpu_seconds, run),
             )
 
     # -- discovery

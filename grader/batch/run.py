@@ -226,6 +226,8 @@ def run_batch(opts: BatchOptions, *, stream: TextIO | None = None) -> BatchSumma
             log.close()
         _catch_up_feedback(book, opts)
         summary.outputs += write_exports(book, out, templates=opts.templates)
+        if summary.run:
+            book.run_stats(summary.run, **_own_usage())
     finally:
         book.close()
     summary.seconds = time.monotonic() - started
@@ -352,6 +354,15 @@ def write_exports(book: Gradebook, out: Path, *, templates: Path | None = None) 
     report = out / "class-report.html"
     write_class_report(book, report, templates=templates, title=book.meta("title", "Class report"))
     return [grades, report]
+
+
+def _own_usage() -> dict[str, Any]:
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows
+        return {"peak_rss_kb": 0, "cpu_seconds": 0.0}
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    return {"peak_rss_kb": int(me.ru_maxrss), "cpu_seconds": round(me.ru_utime + me.ru_stime, 3)}
 
 
 def install_sigterm_handler() -> None:
