@@ -312,15 +312,21 @@ class LocalPool:
                 return
             for child, msg in self._poll(1.0):
                 if msg is None:
+                    if not child.ready:
+                        raise PoolError(
+                            f"a grading process exited while starting (exit code {child.proc.poll()}); "
+                            "see batch.log"
+                        )
                     yield from self._lost(child, "its grading process exited", by_id, attempts, retry)
                     continue
+                if msg.get("op") == "failed":
+                    raise PoolError(f"a grading process could not start: {msg.get('error')}")
                 if msg.get("op") != "result":
                     continue
                 tid = int(msg["id"])
-                if child.inflight and child.inflight[0][0] == tid:
-                    child.inflight.popleft()
-                else:
-                    child.inflight = deque(x for x in child.inflight if x[0] != tid)
+                child.inflight = deque(x for x in child.inflight if x[0] != tid)
+                if child.inflight:  # the next one starts now: its clock too
+                    child.inflight[0] = (child.inflight[0][0], time.monotonic())
                 if by_id.pop(tid, None) is not None:
                     yield {k: v for k, v in msg.items() if k != "op"}
             now = time.monotonic()
@@ -336,7 +342,8 @@ class LocalPool:
         attempts: dict[int, int],
         retry: deque[dict[str, Any]],
     ) -> Iterator[dict[str, Any]]:
-        """A grading process died or hung: restart it; retry its tasks (the first one at most twice)."""
+        """A grading process died or hung: retry its tasks (the one being graded at most twice in
+        all) and start a replacement, which takes work once it says it is ready."""
         self._stop(child, kill=True)
         self.restarts += 1
         for n, (tid, _) in enumerate(child.inflight):
@@ -351,17 +358,7 @@ class LocalPool:
                     continue
             retry.append(task)
         child.inflight.clear()
-        replacement = self._spawn()
-        deadline = time.monotonic() + 600
-        while not replacement.ready and time.monotonic() < deadline:
-            for c, msg in self._poll(1.0):
-                if c is replacement and (msg is None or msg.get("op") == "failed"):
-                    raise PoolError("a grading process could not be restarted; see the batch log")
-                if c is not replacement and msg is not None and msg.get("op") == "result":
-                    tid = int(msg["id"])
-                    c.inflight = deque(x for x in c.inflight if x[0] != tid)
-                    if by_id.pop(tid, None) is not None:
-                        yield {k: v for k, v in msg.items() if k != "op"}
+        self._spawn()
 
 
 if __name__ == "__main__":  # pragma: no cover - runs in the grading process

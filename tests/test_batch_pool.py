@@ -1,0 +1,62 @@
+"""The local pool of grading processes: results stream back, a dead or stuck grading process is
+replaced and its work retried (a task that keeps killing it becomes a grader error)."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+from conftest import ZOO
+
+from grader.batch.pool import LocalPool
+from grader.batch.tasks import missing_layers, submission_to_dict
+from grader.settings import Settings
+from grader.submission import read_submission
+
+SETTINGS = Settings(exercises=("regex_labels.is_cat", "losses.softmax"), timeout=3, import_timeout=3)
+MODULES = ("regex_labels", "presizing", "losses", "interpretation", "learning_rates")
+
+
+def _task(i: int, path=ZOO / "all_correct.py") -> dict:
+    return {"id": i, "submission": submission_to_dict(read_submission(path, MODULES))}
+
+
+@pytest.fixture
+def pool():
+    p = LocalPool(SETTINGS, jobs=2)
+    try:
+        yield p
+    finally:
+        p.kill()
+
+
+def test_results_stream_back_and_the_sandbox_is_complete(pool):
+    layers = pool.start()
+    assert len(layers) == 2 and all(not missing_layers(ls) for ls in layers)
+    results = list(pool.run(_task(i) for i in range(5)))
+    assert sorted(r["id"] for r in results) == list(range(5))
+    assert all(r["report"]["score"] == r["report"]["max_score"] == 3 for r in results)
+    assert all(r["seconds"] > 0 for r in results)
+
+
+def test_a_grading_process_that_dies_is_replaced_and_its_work_retried(pool):
+    pool.start()
+    results = []
+    for result in pool.run(_task(i) for i in range(8)):
+        results.append(result)
+        if len(results) == 1:
+            os.kill(pool._children[0].proc.pid, signal.SIGKILL)
+    assert sorted(r["id"] for r in results) == list(range(8))
+    assert all("report" in r and r["report"]["score"] == 3 for r in results)
+    assert pool.restarts == 1
+
+
+def test_a_task_that_keeps_a_grading_process_stuck_becomes_a_grader_error(pool):
+    pool.start()
+    pool.stuck_after = 1.0  # the infinite loop runs for the exercise timeout (3 s): "stuck" here
+    tasks = [_task(0, ZOO / "infinite_loop.py"), _task(1)]
+    results = {r["id"]: r for r in pool.run(tasks)}
+    assert "stuck" in results[0]["error"]
+    assert results[1]["report"]["score"] == 3
+    assert pool.restarts == 2  # tried twice, then given up on
