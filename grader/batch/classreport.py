@@ -44,14 +44,14 @@ def _png(fig: Any) -> str:
 
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=100)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def histogram(totals: list[float], max_score: float) -> str:
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(7, 2.8))
+    fig = Figure(figsize=(7, 2.8), layout="constrained")
     ax = fig.add_subplot()
     top = max(max_score, max(totals, default=0.0), 1.0)
     bins = min(40, max(10, int(top)))
@@ -65,7 +65,7 @@ def histogram(totals: list[float], max_score: float) -> str:
 def status_bars(exercises: list[dict[str, Any]]) -> str:
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(7, 0.45 * len(exercises) + 0.9))
+    fig = Figure(figsize=(8, 0.4 * len(exercises) + 1.2), layout="constrained")
     ax = fig.add_subplot()
     names = [e["id"] for e in exercises][::-1]
     left = [0.0] * len(names)
@@ -114,6 +114,14 @@ def collect(book: Gradebook, *, title: str = "Class report") -> dict[str, Any]:
         mean = db.execute("SELECT AVG(points) FROM effective_scores WHERE exercise = ?", (ex_id,)).fetchone()[
             0
         ]
+        top: dict[str, tuple[str, int]] = {}  # case -> its most frequent misconception
+        for case_id, name, count in db.execute(
+            f"SELECT c.case_id, c.misconception, COUNT(*) FROM case_results c {current.format(alias='c')} "
+            "WHERE c.exercise = ? AND c.misconception IS NOT NULL GROUP BY c.case_id, c.misconception",
+            (ex_id,),
+        ):
+            if count > top.get(case_id, ("", 0))[1] or (count == top[case_id][1] and name < top[case_id][0]):
+                top[case_id] = (name, count)
         cases = []
         for r in db.execute(
             f"SELECT c.case_id, MIN(c.label) AS label, MAX(c.hidden) AS hidden, MIN(c.position) AS pos, "
@@ -122,12 +130,7 @@ def collect(book: Gradebook, *, title: str = "Class report") -> dict[str, Any]:
             "GROUP BY c.case_id ORDER BY pos",
             (ex_id,),
         ):
-            top = db.execute(
-                f"SELECT c.misconception, COUNT(*) FROM case_results c {current.format(alias='c')} "
-                "WHERE c.exercise = ? AND c.case_id = ? AND c.misconception IS NOT NULL "
-                "GROUP BY c.misconception ORDER BY COUNT(*) DESC LIMIT 1",
-                (ex_id, r["case_id"]),
-            ).fetchone()
+            name, count = top.get(r["case_id"], (None, 0))
             cases.append(
                 {
                     "id": r["case_id"],
@@ -137,8 +140,8 @@ def collect(book: Gradebook, *, title: str = "Class report") -> dict[str, Any]:
                     "attempted": r["attempted"],
                     "total": r["n"],
                     "rate": (r["passed"] / r["attempted"]) if r["attempted"] else None,
-                    "misconception": top[0] if top else None,
-                    "misconception_count": top[1] if top else 0,
+                    "misconception": name,
+                    "misconception_count": count,
                 }
             )
         attempted = n - counts.get("not_attempted", 0)
