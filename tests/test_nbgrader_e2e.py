@@ -29,7 +29,7 @@ pytest.importorskip("nbgrader")
 
 BIN = Path(sys.executable).parent
 SEED = 918_273_645_501  # the instructor's hidden seed: must appear in no file nbgrader writes
-TIMEOUT = 5  # the kit's per-exercise timeout for this course
+TIMEOUT = 10  # the kit's per-exercise timeout for this course (as `init` writes it)
 STUB = "# YOUR CODE HERE\n    raise NotImplementedError()"
 STUDENTS = ("s1_correct", "s2_partly_wrong", "s3_broken")
 
