@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint typecheck pytest bench goldens clean system-deps
+.PHONY: setup demo test lint typecheck pytest bench bench-batch goldens clean system-deps
 
 EXTRAS ?= dev,notebook,nbgrader,dask
 
@@ -47,6 +47,12 @@ test: lint typecheck pytest
 ## Speed benchmarks (print ratios against baselines measured in the same run).
 bench: $(STAMP)
 	$(PY) bench/grade_vs_import.py
+
+## Batch grading benchmarks (slow: ~10 minutes; nbgrader's is a real `nbgrader autograde`).
+bench-batch: $(STAMP)
+	$(PY) bench/batch_throughput.py
+	$(PY) bench/batch_vs_nbgrader.py
+	$(PY) bench/batch_memory.py
 
 ## Re-render the report goldens (tests/goldens/) and docs/report.png from their fixed result set; review, then commit.
 goldens: $(STAMP) system-deps
