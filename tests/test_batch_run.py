@@ -240,6 +240,13 @@ def test_rerun_grades_only_what_changed_and_force_regrades(graded, tmp_path):
     other = _batch(subs2, out2, "--config", str(tmp_path / "other.toml"), "--jobs", "2")
     assert "graded 7, unchanged 0" in other.stdout
     assert _grades(out2)["ana"]["max_score"] == str(MAX_SCORE - 1)
+    # a student whose new hand-in cannot be used: 0, the reason, and no stale feedback
+    (subs2 / "gus.py").unlink()
+    (subs2 / "gus").mkdir()
+    broken = _batch(subs2, out2, "--config", str(tmp_path / "other.toml"), "--jobs", "1")
+    assert "could not use 4" in broken.stdout and "gus (gus): empty folder" in broken.stdout
+    assert (_grades(out2)["gus"]["status"], _grades(out2)["gus"]["total"]) == ("unusable", "0")
+    assert not (out2 / "feedback" / "gus").exists()
 
 
 def test_override_keeps_the_auto_score_apart(graded, tmp_path):

@@ -252,6 +252,8 @@ def _grade_all(
     def problem(student: str | None, path: Path, reason: str) -> None:
         summary.unusable.append((student or "", str(path), reason))
         book.note_problem(run, student=student, path=str(path), reason=reason)
+        if student is not None:  # feedback on an earlier submission would mislead now
+            export.remove_feedback(opts.out, student)
         progress.message(f"cannot use {path}: {reason}")
         progress.skipped()
 
