@@ -385,3 +385,18 @@ def test_progress_bar_on_a_terminal_plain_lines_otherwise():
     bar.graded_one("ana", "9/9 passed")
     bar.close()
     assert "1/3" in terminal.getvalue() and "ETA" in terminal.getvalue()
+
+
+def test_a_bug_in_the_grader_is_one_line_and_exit_code_3(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from grader.batch import cli, run
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(run, "run_batch", broken)
+    result = CliRunner().invoke(cli.batch, [str(tmp_path), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 3
+    assert "internal error: RuntimeError: boom" in result.output
+    assert "Traceback" in (tmp_path / "out" / "batch.log").read_text()

@@ -31,6 +31,22 @@ def _fail(message: str, code: ExitCode = ExitCode.INPUT_ERROR) -> None:
     sys.exit(int(code))
 
 
+def _internal(out: Path, error: Exception) -> None:
+    import traceback
+
+    log = out / "batch.log"
+    try:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("a", encoding="utf-8") as f:
+            f.write("".join(traceback.format_exception(error)))
+    except OSError:
+        log = Path("(unwritable)")
+    _fail(
+        f"internal error: {type(error).__name__}: {error} (a bug in the grader; traceback in {log})",
+        ExitCode.INTERNAL,
+    )
+
+
 def _formats(value: str) -> tuple[str, ...]:
     if value.strip().lower() in ("", "none"):
         return ()
@@ -46,7 +62,12 @@ def _formats(value: str) -> tuple[str, ...]:
 @click.command(epilog=EPILOG)
 @click.argument("submissions", type=click.Path(path_type=Path), required=False)
 @click.option(
-    "--out", "out", type=click.Path(path_type=Path), required=True, help="Output folder (gradebook, exports)."
+    "--out",
+    "out",
+    metavar="DIR",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Output folder (gradebook, exports).",
 )
 @click.option(
     "--config",
@@ -149,6 +170,8 @@ def batch(
         sys.exit(130)
     except GraderError as e:
         _fail(str(e), e.exit_code)
+    except Exception as e:  # a bug in the grader: one line here, the traceback in the log
+        _internal(out, e)
     if not export_only:
         statuses = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in sorted(summary.statuses.items()))
         click.echo(
@@ -170,7 +193,12 @@ def batch(
 @click.argument("points", type=float, required=False)
 @click.option("--why", required=True, help="The reason, kept with the override.")
 @click.option(
-    "--out", "out", type=click.Path(path_type=Path), required=True, help="The batch's output folder."
+    "--out",
+    "out",
+    metavar="DIR",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="The batch's output folder.",
 )
 @click.option("--clear", is_flag=True, help="Remove the override: the auto score counts again.")
 @click.option(
