@@ -400,3 +400,18 @@ def test_a_bug_in_the_grader_is_one_line_and_exit_code_3(tmp_path, monkeypatch):
     assert result.exit_code == 3
     assert "internal error: RuntimeError: boom" in result.output
     assert "Traceback" in (tmp_path / "out" / "batch.log").read_text()
+
+
+def test_one_batch_at_a_time_per_output_folder(tmp_path):
+    import fcntl
+    import os
+
+    out = tmp_path / "out"
+    out.mkdir()
+    with (out / ".batch.lock").open("a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.write(str(os.getpid()))
+        held.flush()
+        second = _batch(tmp_path, out)
+    assert second.returncode == 2
+    assert f"Another `grade batch` (pid {os.getpid()}) is writing to" in second.stderr

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import sys
 import time
@@ -181,6 +182,7 @@ def run_batch(opts: BatchOptions, *, stream: TextIO | None = None) -> BatchSumma
     out.mkdir(parents=True, exist_ok=True)
     summary = BatchSummary()
     started = time.monotonic()
+    lock = _lock(out)
     book = Gradebook(out / FILENAME)
     try:
         if course.title != book.meta("title", "Class report"):
@@ -230,8 +232,32 @@ def run_batch(opts: BatchOptions, *, stream: TextIO | None = None) -> BatchSumma
             book.run_stats(summary.run, **_own_usage())
     finally:
         book.close()
+        lock.close()
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def _lock(out: Path) -> IO[str]:
+    """One batch per output folder at a time (two would grade the same students twice)."""
+    f = open(out / ".batch.lock", "a+", encoding="utf-8")  # noqa: SIM115 - closed by the caller
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no advisory lock
+        return f
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.seek(0)
+        holder = f.read().strip() or "?"
+        f.close()
+        raise UsageError(
+            f"Another `grade batch` (pid {holder}) is writing to {out}: wait for it, or stop it"
+        ) from None
+    f.seek(0)
+    f.truncate()
+    f.write(str(os.getpid()))
+    f.flush()
+    return f
 
 
 def _grade_all(
