@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from grader import wire
+from grader import static, wire
 from grader.explain import outcome_text, outcomes_agree
 from grader.model import (
     CaseResult,
@@ -209,6 +209,7 @@ class RawExercise:
     problem: str | None = None  #: a failure of the whole exercise (import error, timeout, crash)
     problem_status: Status | None = None
     frames: tuple[Frame, ...] = ()
+    untraced: dict[int, str] = field(default_factory=dict)  #: case index -> why its op trace is void
 
 
 def _frames(raw: Any) -> tuple[Frame, ...]:
@@ -287,6 +288,11 @@ def execute(
     loaded: set[str] = set()
     broken: dict[str, tuple[Status, str, tuple[Frame, ...]]] = {}
     errors: list[str] = []
+    # The ops whose calls are checked: the worker learns their op objects before any student code runs.
+    watch = sorted(
+        {op for ex in plan.specs for op in ex.forbidden}
+        | {op for ops in settings.forbidden.values() for op in ops}
+    )
     results: dict[str, RawExercise] = {}
 
     def drop_worker(kill: bool) -> None:
@@ -294,6 +300,9 @@ def execute(
         if worker is not None:
             if kill:
                 worker.kill()
+            else:  # ask it to exit and reap it: a worker merely forgotten is never collected
+                with contextlib.suppress(Exception):
+                    worker.finish()
             worker = None
         loaded.clear()
 
@@ -350,6 +359,7 @@ def execute(
                         "op": "load",
                         "key": src.key,
                         "units": [{"name": u.name, "text": u.text} for u in src.units],
+                        "watch": watch,
                     },
                     (),
                     deadline,
@@ -377,7 +387,16 @@ def execute(
             phase = "run"
             deadline = min(time.monotonic() + settings.timeout, budget_end)
             worker.send(
-                {"op": "run", "key": src.key, "func": ex.func, "cases": pe.run_cases}, pe.blobs, deadline
+                # An exercise that forbids nothing has nothing to hide: its calls are not traced.
+                {
+                    "op": "run",
+                    "key": src.key,
+                    "func": ex.func,
+                    "cases": pe.run_cases,
+                    "trace": bool(pe.forbidden),
+                },
+                pe.blobs,
+                deadline,
             )
             busy = time.monotonic()
             overlap(index + 1, running=pe)
@@ -399,6 +418,9 @@ def execute(
                 raw.ops[done] = {str(o)[:80] for o in ops[:400]} if isinstance(ops, list) else set()
                 secs = header.get("seconds")
                 raw.seconds[done] = float(secs) if isinstance(secs, (int, float)) else 0.0
+                why = header.get("untraced")
+                if why:
+                    raw.untraced[done] = str(why)[:500]
                 done += 1
         except WorkerTimeout:
             drop_worker(kill=True)
@@ -514,6 +536,7 @@ def judge(pe: PlannedExercise, raw: RawExercise, settings: Settings) -> Exercise
     statuses: list[Status] = []
     failures: list[Failure | None] = []
     forbidden_used: dict[str, str] = {}
+    untraced: dict[str, int] = {}  # why a call's op trace is void -> first case
     stopped = False
     for i, pc in enumerate(pe.cases):
         got = raw.outcomes[i]
@@ -532,13 +555,22 @@ def judge(pe: PlannedExercise, raw: RawExercise, settings: Settings) -> Exercise
                 forbidden_used[op] = pe.forbidden[op]
             status = Status.FORBIDDEN
             message = "used " + "; ".join(pe.forbidden[op] for op in sorted(used))
+        elif i in raw.untraced:
+            untraced.setdefault(raw.untraced[i], i)
+            status = Status.FORBIDDEN
+            message = f"not scored: the grader could not trace this call ({raw.untraced[i]})"
         elif isinstance(got, NotImplementedYet):
             status, message = Status.NOT_ATTEMPTED, "raised NotImplementedError"
         elif isinstance(got, Raised) and not isinstance(pc.expected, Raised):
             status, message, frames = Status.ERROR, f"raised {got.headline}", got.frames
         else:
             for check in ex.checks:
-                failure = check(got, pc.expected, pc.call, pc.tol)
+                try:
+                    failure = check(got, pc.expected, pc.call, pc.tol)
+                except Exception as e:  # a value the checks cannot handle (complex numbers, ...)
+                    failure = Failure(
+                        f"could not compare your value with the expected one ({type(e).__name__})"
+                    )
                 if failure is not None:
                     break
             status = Status.FAILED if failure else Status.PASSED
@@ -560,7 +592,10 @@ def judge(pe: PlannedExercise, raw: RawExercise, settings: Settings) -> Exercise
                 traceback=frames,
             )
         )
-    fired = _diagnose(pe, raw, statuses)
+    try:
+        fired = _diagnose(pe, raw, statuses)
+    except Exception:  # a value the diagnoses cannot handle: no misconception named
+        fired = {}
     misconceptions: list[Misconception] = []
     for i, info in sorted(fired.items()):
         results[i] = replace(results[i], misconception=info.name)
@@ -572,13 +607,16 @@ def judge(pe: PlannedExercise, raw: RawExercise, settings: Settings) -> Exercise
         status = worst([Status.FAILED if s is Status.NOT_ATTEMPTED else s for s in statuses])
     total_w = sum(pc.spec.weight for pc in pe.cases) or 1.0
     earned = sum(pc.spec.weight for pc, s in zip(pe.cases, statuses) if s is Status.PASSED)
-    score = 0.0 if forbidden_used or status is Status.NOT_ATTEMPTED else pe.points * earned / total_w
-    if forbidden_used:
+    void = bool(forbidden_used or untraced)
+    score = 0.0 if void or status is Status.NOT_ATTEMPTED else pe.points * earned / total_w
+    if void:
         status = Status.FORBIDDEN
     message = ""
     if forbidden_used:
         names = "; ".join(dict.fromkeys(forbidden_used.values()))
         message = f"implement it yourself: your {ex.func} called {names} (seen as aten.{', aten.'.join(sorted(forbidden_used))})"
+    elif untraced:
+        message = f"not scored: the grader could not trace what your {ex.func} ran ({next(iter(untraced))})"
     elif status is Status.NOT_ATTEMPTED:
         message = "not implemented yet (the stub still raises NotImplementedError)"
     elif status is not Status.PASSED:
@@ -648,7 +686,7 @@ def grade(
         grader_version=__version__,
         seed=plan.seed,
         hidden=plan.hidden,
-        warnings=tuple(submission.notes),
+        warnings=(*submission.notes, *static.review(submission)),
         errors=tuple([*submission.syntax_errors, *execution.errors]),
         isolation=execution.layers,
         output=Output(output.text(), output.total, output.total > len(output.kept)),

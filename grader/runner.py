@@ -3,11 +3,28 @@
 Nothing here judges anything. The worker turns inputs into outputs and reports them as plain data
 (tensors as bytes, the rest as JSON); the trusted parent compares, diagnoses and scores. The same
 functions serve the fast in-process path used by tests (``grader.testing``).
+
+The one thing the parent has to take from the worker on trust is which aten ops a call ran (the
+forbidden-call check): the op trace is a ``TorchDispatchMode`` in the student's own interpreter.
+So the worker makes the trace tamper-evident, and reports a call it cannot vouch for as
+``"untraced"`` (the parent then scores it FORBIDDEN): every reply it sends passes through
+functions captured before any student code was loaded; after each call it checks that the trace
+still sees ops (a canary), that no other thread ran, that its own code, ``builtins`` and the
+trace class are unpatched, that no tracing/profiling hook or extra dispatch mode was left behind,
+and, through tripwires the fork-server installs on torch's private switches, that the trace was
+not popped or bypassed for a moment. The gradient, the mutation check and the encoding of the
+result all run inside the trace, so student hooks that fire there are traced too. Deliberate
+introspection (frames, ``gc``, ``ctypes``) can still defeat any check that lives in the same
+process; the parent's static scan (``grader.static``) flags such code for review.
 """
 
 from __future__ import annotations
 
+import builtins
+import contextlib
+import gc
 import linecache
+import math
 import os
 import socket
 import sys
@@ -21,36 +38,334 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from grader import wire
 
-# Captured before any student code runs (a student can only break their own worker, but these keep
-# honest submissions from being confused by a library they patched).
+# Captured before any student code runs: a student can rebind module attributes (torch.Tensor.clone,
+# torch.equal, ...) but not these references, and the C-level methods of torch._C.TensorBase and
+# of the socket type cannot be patched at all (immutable types).
 _Tensor = torch.Tensor
-_clone = torch.Tensor.clone
+_TB = torch._C.TensorBase
+_clone = _TB.clone
+_detach = _TB.detach
+_requires_grad_ = _TB.requires_grad_
+_item = _TB.item
+_is_floating_point = _TB.is_floating_point
+_shape_of = vars(_TB)["shape"].__get__
+_dtype_of = vars(_TB)["dtype"].__get__
 _equal = torch.equal
+_eq = torch.eq
 _isnan = torch.isnan
+_logical_or = torch.logical_or
+_logical_and = torch.logical_and
+_all = torch.all
+_neg = torch.neg
+_CANARY = torch.zeros(())
+_NoTorchFunction = torch._C.DisableTorchFunction
+_push_mode = torch._C._push_on_torch_dispatch_stack
+_pop_mode = torch._C._pop_torch_dispatch_stack
+_mode_depth = torch._C._len_torch_dispatch_stack
+_mode_at = torch._C._get_dispatch_stack_at
+_function_mode_depth = torch._C._len_torch_function_stack
 _monotonic = time.monotonic
+_gettrace, _settrace = sys.gettrace, sys.settrace
+_getprofile, _setprofile = sys.getprofile, sys.setprofile
+_current_frames = sys._current_frames
+_gc_enable, _gc_disable, _gc_isenabled = gc.enable, gc.disable, gc.isenabled
+_os_open, _os_read, _os_close, _getpid = os.open, os.read, os.close, os.getpid
+_exit = os._exit
+contextlib_file = contextlib.__file__
 
 STUDENT_PREFIX = "_imgclass_student_"
 MAX_MESSAGE = 2000
 MAX_OPS = 300
 
 
-class OpTrace(TorchDispatchMode):
-    """Records the names of the aten ops a call runs (how forbidden calls are found, whatever the spelling)."""
+def _make_tracer() -> tuple[Any, ...]:
+    """The op trace class, its tripwires and the functions call_case uses to read them.
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.ops: set[str] = set()
+    Their state (what each trace recorded, the watched op names, whether a call is in progress
+    and why it cannot be vouched for) lives only in these closures: student code can reach the
+    trace object itself (it is on torch's mode stack) but not the record it keeps, short of
+    introspecting closures, frames or the garbage collector.
+    """
+    names: dict[int, str] = {}  # id(OpOverload) -> op name: the watched ops first, others at first sight
+    keep: list[Any] = []  # those OpOverload objects (keeps their ids valid)
+    records: dict[int, list[Any]] = {}  # id(trace) -> [ops seen, number of ops seen]
+    armed: list[int | None] = [None]  # id of the trace of the call in progress
+    keys: dict[int, Any] = {}  # id(trace) -> the key arm() returned: only its holder may read or end it
+    hits: list[str] = []  # why the call in progress cannot be vouched for
+    builtin_function = type(len)
+    plain = torch.Tensor
 
-    @classmethod
-    def _should_skip_dynamo(cls) -> bool:
-        return False  # no torch._dynamo wrapper: importing it costs ~1 s in every fresh worker
+    def hit(why: str) -> None:
+        if armed[0] is not None and why not in hits:
+            hits.append(why)
 
-    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+    class OpTrace(TorchDispatchMode):
+        """Records the names of the aten ops a call runs (how forbidden calls are found, whatever the spelling).
+
+        Watched ops get their names from a map built before any student code ran, so renaming an
+        op object does not hide it. The op runs through its C entry point (``func._op``), never
+        through Python a student could patch: such code would run while this mode is off the
+        stack, that is, untraced.
+        """
+
+        def __init__(self) -> None:
+            super().__init__()
+            records[id(self)] = [set(), 0]
+
+        @property
+        def ops(self) -> set[str]:
+            record = records.get(id(self))
+            return set(record[0]) if record else set()
+
+        @property
+        def count(self) -> int:
+            record = records.get(id(self))
+            return int(record[1]) if record else 0
+
+        @classmethod
+        def _should_skip_dynamo(cls) -> bool:
+            return False  # no torch._dynamo wrapper: importing it costs ~1 s in every fresh worker
+
+        def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+            name = names.get(id(func))
+            if name is None:  # first sight: remember the name (renaming the op later changes nothing)
+                try:
+                    name = str(func.overloadpacket.__name__)
+                except Exception:  # pragma: no cover - defensive
+                    name = "?"
+                names[id(func)] = name
+                keep.append(func)
+            record = records.get(id(self))
+            if record is not None:
+                record[0].add(name)
+                record[1] += 1
+            if types and (len(types) > 1 or types[0] is not plain):
+                hit("a tensor subclass handled torch ops itself (__torch_dispatch__), untraced")
+            op = func._op
+            if type(op) is not builtin_function:
+                hit(f"the torch op {name} was replaced by Python code")
+            return op(*args, **kwargs) if kwargs else op(*args)
+
+    def arm(trace: OpTrace) -> Any:
+        """Start watching a call traced by ``trace``; returns the key the other functions need."""
+        interloper = armed[0] is not None  # only the grader arms, and never twice
+        key = object()
+        keys[id(trace)] = key
+        armed[0] = id(trace)
+        hits.clear()
+        if interloper:
+            hits.append("the grader's op trace was tampered with (armed from outside the grader)")
+        return key
+
+    def owner(trace: OpTrace, key: Any) -> bool:
+        if keys.get(id(trace)) is key:
+            return True
+        hit("the grader's op trace was tampered with (its record was asked for without its key)")
+        return False
+
+    def disarm(trace: OpTrace, key: Any) -> list[str]:
+        if not owner(trace, key):
+            return []
+        armed[0] = None
+        found = list(hits)
+        hits.clear()
+        return found
+
+    def take(trace: OpTrace, key: Any) -> tuple[set[str], int]:
+        if not owner(trace, key):
+            return set(), 0
+        keys.pop(id(trace), None)
+        record = records.pop(id(trace), None) or [set(), 0]
+        return set(record[0]), int(record[1])
+
+    def count(trace: OpTrace, key: Any) -> int:
+        record = records.get(id(trace)) if owner(trace, key) else None
+        return int(record[1]) if record else 0
+
+    def watch(op_names: Any) -> None:
+        """Remember the OpOverload objects of these aten ops (before any student code runs)."""
+        for name in op_names:
+            if not isinstance(name, str):
+                continue
+            try:
+                packet = getattr(torch.ops.aten, name)
+                overloads = [getattr(packet, o) for o in packet.overloads()]
+            except (AttributeError, RuntimeError):
+                continue
+            for overload in overloads:
+                names[id(overload)] = name
+                keep.append(overload)
+
+    installed: list[bool] = [False]
+
+    def install() -> None:
+        """Wrap torch's private switches that can hide ops from the trace (call in the fork-server).
+
+        While a call is traced, popping its trace off the dispatch-mode stack (other than to print
+        a tensor), excluding the Python dispatch key, or redispatching an op below it marks the
+        call as untraced. Outside a call the wrappers only pass through. Every module that
+        imported one of the originals by name gets the wrapper too.
+        """
+        if installed[0]:
+            return
+        installed[0] = True
+        C = torch._C
+        python_keys = (C.DispatchKey.Python, C.DispatchKey.PythonTLSSnapshot)
+        getframe = sys._getframe
+        import importlib
+
+        tensor_str = importlib.import_module("torch._tensor_str")
+        python_dispatch = importlib.import_module("torch.utils._python_dispatch")
+        printing = tensor_str._str.__code__
+        plumbing = (python_dispatch.__file__, contextlib_file)
+        pop = C._pop_torch_dispatch_stack
+        # print(tensor) switches the trace off while torch formats the tensor; what runs then must
+        # be torch's own code, as it was before any student code was loaded.
+        printing_path = [
+            (torch.__dict__, False),
+            (tensor_str.__dict__, False),
+            (python_dispatch.__dict__, False),
+            (contextlib.__dict__, False),
+            (math.__dict__, False),
+            (vars(tensor_str._Formatter), True),
+            (vars(torch.Tensor), True),
+            (vars(contextlib._GeneratorContextManager), True),
+        ]
+        printing_snapshot: list[tuple[Any, list[tuple[str, Any]], bool]] = []  # filled in at the end
+
+        def printing_intact() -> bool:
+            for space, pairs, exact in printing_snapshot:
+                if exact and len(space) != len(pairs):
+                    return False
+                get = space.get
+                for name, value in pairs:
+                    if get(name, keep) is not value:
+                        return False
+            return True
+
+        def printing_a_tensor(frame: Any) -> bool:
+            while frame is not None and frame.f_code.co_filename in plumbing:
+                frame = frame.f_back
+            return frame is not None and frame.f_code is printing
+
+        def _pop_torch_dispatch_stack(*args: Any, **kwargs: Any) -> Any:
+            mode = pop(*args, **kwargs)
+            if armed[0] is not None and id(mode) == armed[0]:
+                if not printing_a_tensor(getframe(1)):
+                    hit("switched off the op trace (popped it off torch's dispatch-mode stack)")
+                elif not printing_intact():
+                    hit("switched off the op trace (to print a tensor, with torch's printing code modified)")
+            return mode
+
+        def excludes_python(keys: Any = None, *rest: Any, **kw: Any) -> bool:
+            try:
+                return any(keys.has(k) for k in python_keys)
+            except Exception:
+                return True
+
+        def key_is_python(key: Any = None, value: Any = True, *rest: Any, **kw: Any) -> bool:
+            return key in python_keys and bool(value)
+
+        def always(*args: Any, **kwargs: Any) -> bool:
+            return True
+
+        def guard(name: str, original: Any, hides: Callable[..., bool]) -> Any:
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                if armed[0] is not None and hides(*args, **kwargs):
+                    hit(f"switched off the op trace (torch._C.{name})")
+                return original(*args, **kwargs)
+
+            wrapper.__name__ = wrapper.__qualname__ = name
+            return wrapper
+
+        wrapped: dict[int, Any] = {id(pop): _pop_torch_dispatch_stack}
+        originals: dict[str, Any] = {"_pop_torch_dispatch_stack": pop}
+        for name, hides in (
+            ("_ExcludeDispatchKeyGuard", excludes_python),
+            ("ExcludeDispatchKeyGuard", excludes_python),
+            ("_SetExcludeDispatchKeyGuard", key_is_python),
+            ("_dispatch_tls_set_dispatch_key_excluded", key_is_python),
+            ("_ForceDispatchKeyGuard", always),
+            ("_DisableTorchDispatch", always),
+        ):
+            original = getattr(C, name, None)
+            if original is not None:
+                originals[name] = original
+                wrapped.setdefault(id(original), guard(name, original, hides))
+        for name, original in originals.items():
+            setattr(C, name, wrapped[id(original)])
+        kept = list(originals.values())
+        for module in list(sys.modules.values()):
+            namespace = getattr(module, "__dict__", None)
+            if not isinstance(namespace, dict):
+                continue
+            for key, value in list(namespace.items()):
+                new = wrapped.get(id(value))
+                if new is not None and any(value is o for o in kept):
+                    namespace[key] = new
+
+        printing_snapshot.extend((space, list(space.items()), exact) for space, exact in printing_path)
+
+        handle = getattr(C, "_DispatchOperatorHandle", None)
+        redispatch = getattr(handle, "redispatch_boxed", None)
+        if redispatch is not None:
+
+            def redispatch_boxed(self: Any, *args: Any, **kwargs: Any) -> Any:
+                hit("switched off the op trace (redispatched an op below it)")
+                return redispatch(self, *args, **kwargs)
+
+            try:
+                handle.redispatch_boxed = redispatch_boxed  # type: ignore[union-attr]
+            except (TypeError, AttributeError):  # pragma: no cover - an immutable type in some torch
+                pass
+
+    return OpTrace, arm, disarm, take, count, watch, install
+
+
+OpTrace, _arm, _disarm, _take, _count, watch_ops, install_tripwires = _make_tracer()
+
+
+def _python_threads() -> int:
+    return len(_current_frames())
+
+
+def _last_pid(pid_namespace: bool) -> bytes:
+    """The last pid (or thread id) handed out in this pid namespace; b"" outside of one."""
+    if not pid_namespace:
+        return b""
+    try:
+        fd = _os_open("/proc/sys/kernel/ns_last_pid", os.O_RDONLY)
         try:
-            self.ops.add(func.overloadpacket.__name__)
-        except Exception:  # pragma: no cover - defensive
-            self.ops.add(str(func))
-        return func(*args, **(kwargs or {}))
+            return _os_read(fd, 32)
+        finally:
+            _os_close(fd)
+    except OSError:
+        return b"?"
+
+
+def _make_integrity_check() -> Callable[[], str | None]:
+    """An identity snapshot of the namespaces the worker's own code looks names up in (taken now)."""
+    targets: list[tuple[str, Any]] = [
+        ("the grader's worker code (grader.runner)", sys.modules[__name__].__dict__),
+        ("the grader's codec (grader.wire)", wire.__dict__),
+        ("Python's builtins", builtins.__dict__),
+        ("the op trace (OpTrace)", OpTrace.__dict__),
+        ("the op trace (TorchDispatchMode)", TorchDispatchMode.__dict__),
+    ]
+    items = [(what, space, list(space.items())) for what, space in targets]
+    length, missing = len, object()
+
+    def changed() -> str | None:
+        for what, space, pairs in items:
+            if length(space) != length(pairs):
+                return what
+            get = space.get
+            for key, value in pairs:
+                if get(key, missing) is not value:
+                    return what
+        return None
+
+    return changed
 
 
 # ----------------------------------------------------------------------------- loading
@@ -75,7 +390,7 @@ def load_units(key: str, units: list[dict[str, str]]) -> types.ModuleType:
 
 def _safe_str(obj: Any) -> str:
     try:
-        text = str(obj)
+        text = str.__str__(str(obj))  # an exact str, whatever __str__ returned
     except BaseException as e:
         return f"(could not show this value: {type(e).__name__})"
     return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE] + "…"
@@ -85,7 +400,7 @@ def describe_exception(exc: BaseException, student_files: set[str]) -> dict[str,
     """Type, base names, message and the student's own frames (selected by file name)."""
     kind = type(exc)
     try:
-        kinds = [c.__name__ for c in kind.__mro__]
+        kinds = [str.__str__(c.__name__) for c in kind.__mro__]
     except Exception:
         kinds = ["BaseException"]
     frames: list[list[Any]] = []
@@ -111,62 +426,144 @@ def describe_exception(exc: BaseException, student_files: set[str]) -> dict[str,
 
 
 def _snapshot(args: list[Any]) -> list[tuple[int, torch.Tensor]]:
-    return [(i, _clone(a).detach()) for i, a in enumerate(args) if type(a) is _Tensor]
+    return [(i, _detach(_clone(a))) for i, a in enumerate(args) if type(a) is _Tensor]
 
 
 def _changed(before: torch.Tensor, after: Any) -> bool:
     try:
-        if type(after) is not _Tensor or after.shape != before.shape or after.dtype != before.dtype:
+        if type(after) is not _Tensor:
             return True
-        a = after.detach()
+        if _shape_of(after) != _shape_of(before) or _dtype_of(after) != _dtype_of(before):
+            return True
+        a = _detach(after)
         if _equal(a, before):
             return False
-        if a.is_floating_point():
-            return not bool(((a == before) | (_isnan(a) & _isnan(before))).all())
+        if _is_floating_point(a):
+            same = _logical_or(_eq(a, before), _logical_and(_isnan(a), _isnan(before)))
+            return not _item(_all(same))
         return True
     except Exception:
         return True
 
 
+def _encode(value: Any, blobs: list[bytes]) -> Any:
+    try:
+        return wire.encode_value(value, blobs)
+    except Exception as e:  # the codec refused the value
+        return {"t": "unsupported", "type": f"value that cannot be sent ({type(e).__name__})"}
+
+
+def _hooked() -> bool:
+    """Remove a tracing or profiling hook (it would see, and could change, the runner's frames)."""
+    if _gettrace() is None and _getprofile() is None:
+        return False
+    _settrace(None)
+    _setprofile(None)
+    return True
+
+
 def call_case(
-    fn: Callable[..., Any], case: dict[str, Any], blobs: list[bytes], student_files: set[str]
+    fn: Callable[..., Any],
+    case: dict[str, Any],
+    blobs: list[bytes],
+    student_files: set[str],
+    *,
+    pid_namespace: bool = False,
+    traced: bool = True,
 ) -> tuple[dict[str, Any], list[bytes]]:
-    """Call ``fn`` on one decoded case; return the result header and its blobs."""
-    args = [wire.decode_value(a, blobs, allow_path=True) for a in case["args"]]
-    kwargs = {k: wire.decode_value(v, blobs, allow_path=True) for k, v in case["kwargs"].items()}
-    grad_wrt = case.get("grad_wrt")
-    grad_output = wire.decode_value(case["grad_output"], blobs) if case.get("grad_output") else None
-    leaf = None
-    if grad_wrt is not None:
-        leaf = args[grad_wrt].requires_grad_(True)
-    before = _snapshot(args)
-    trace = OpTrace()
+    """Call ``fn`` on one decoded case; return the result header and its blobs.
+
+    With ``traced`` (the exercise forbids some ops) the call runs under the op trace, and the
+    header says ``"untraced"`` (and why) when the trace cannot vouch for it; with
+    ``pid_namespace`` (the worker is pid 1 of its own pid namespace) threads started during the
+    call are noticed too. Without ``traced`` there is nothing to hide from, so nothing is traced.
+    """
+    hits: list[str] = []
+    if traced and _hooked():
+        hits.append("a tracing or profiling hook (sys.settrace / sys.setprofile) was installed")
+    if traced and (_mode_depth() or _function_mode_depth()):
+        hits.append("a torch dispatch or function mode was left active")
+    with _NoTorchFunction():
+        args = [wire.decode_value(a, blobs, allow_path=True) for a in case["args"]]
+        kwargs = {k: wire.decode_value(v, blobs, allow_path=True) for k, v in case["kwargs"].items()}
+        grad_wrt = case.get("grad_wrt")
+        grad_output = wire.decode_value(case["grad_output"], blobs) if case.get("grad_output") else None
+        leaf = _requires_grad_(args[grad_wrt], True) if grad_wrt is not None else None
+        before = _snapshot(args)
+    if traced and _python_threads() > 1:
+        hits.append("another thread was running (code in other threads is not traced)")
+    trace = OpTrace() if traced else None
     out_blobs: list[bytes] = []
+    value: Any = None
+    key: Any = None
+    if trace is not None:
+        _push_mode(trace)
+        key = _arm(trace)
+    last_pid = _last_pid(pid_namespace and traced)
     start = _monotonic()
     try:
-        with trace:
-            value = fn(*args, **kwargs)
+        value = fn(*args, **kwargs)
     except NotImplementedError:
         result: dict[str, Any] = {"kind": "not_implemented"}
     except BaseException as exc:
         result = describe_exception(exc, student_files)
     else:
-        result = {"kind": "returned", "value": wire.encode_value(value, out_blobs)}
-        if leaf is not None:
+        result = {"kind": "returned"}
+    # Still inside the trace: student code that runs from here on (hooks, backward) is traced too.
+    gc_was_on = _gc_isenabled()
+    _gc_disable()
+    try:
+        if traced and _hooked():
+            hits.append("a tracing or profiling hook (sys.settrace / sys.setprofile) was installed")
+        if result["kind"] == "returned" and leaf is not None:
             result["grad"], result["grad_error"] = _gradient(
                 value, leaf, grad_output, out_blobs, student_files
             )
-        mutated = [i for i, snap in before if _changed(snap, args[i])]
-        result["mutated"] = mutated
-    elapsed = _monotonic() - start
-    ops = sorted(trace.ops)[:MAX_OPS]
-    return {
+        elapsed = _monotonic() - start
+        if result["kind"] == "returned":
+            with _NoTorchFunction():
+                result["value"] = _encode(value, out_blobs)
+                result["mutated"] = [i for i, snap in before if _changed(snap, args[i])]
+            size = sum(len(b) for b in out_blobs)
+            if size > wire.MAX_REPLY_BLOB_BYTES:
+                out_blobs = []
+                result["value"] = {
+                    "t": "unsupported",
+                    "type": f"result of {size:,} bytes (more than the {wire.MAX_REPLY_BLOB_BYTES:,} a reply may carry)",
+                }
+                if "grad" in result:
+                    result["grad"], result["grad_error"] = None, "the result was too large to send"
+        if trace is not None:
+            with _NoTorchFunction():
+                seen = _count(trace, key)
+                _neg(_CANARY)
+                depth = _mode_depth()
+                alive = _count(trace, key) > seen and depth >= 1 and _mode_at(depth - 1) is trace
+            if not alive:
+                hits.append("the op trace was switched off")
+            if last_pid != _last_pid(pid_namespace):
+                hits.append("a thread was started (code in other threads is not traced)")
+            elif _python_threads() > 1 and not any("thread" in h for h in hits):
+                hits.append("another thread was running (code in other threads is not traced)")
+    finally:
+        if trace is not None:
+            hits += _disarm(trace, key)
+            while _mode_depth():
+                if _pop_mode(None) is trace:
+                    break
+        if gc_was_on:
+            _gc_enable()
+    ops = _take(trace, key)[0] if trace is not None else set()
+    header = {
         "op": "case",
         "id": case["id"],
         "result": result,
-        "ops": ops,
+        "ops": sorted(ops)[:MAX_OPS],
         "seconds": round(elapsed, 6),
-    }, out_blobs
+    }
+    if hits:
+        header["untraced"] = "; ".join(dict.fromkeys(hits))[:500]
+    return header, out_blobs
 
 
 def _gradient(
@@ -185,7 +582,7 @@ def _gradient(
         return None, f"backward() raised {info['type']}: {info['message'][:200]}"
     if leaf.grad is None:
         return None, "the input received no gradient"
-    return wire.encode_value(leaf.grad.detach(), blobs), None
+    return _encode(_detach(leaf.grad), blobs), None
 
 
 # ----------------------------------------------------------------------------- serving
@@ -200,39 +597,66 @@ def _flush() -> None:
 
 
 def serve(sock: socket.socket, layers: tuple[str, ...] = ()) -> NoReturn:
-    """The worker's loop: answer load/run requests until told to exit (or the parent goes away)."""
+    """The worker's loop: answer load/run requests until told to exit (or the parent goes away).
+
+    Everything the loop uses is bound here, before any student code runs. The parent's first
+    request carries a token (and the names of the ops to watch); every reply carries the token
+    back, so bytes a student writes straight into the connection are never taken for a reply.
+    Before each reply the loop checks that its own code, the codec, builtins and the op trace
+    are unpatched; if not, the case is reported as untraced.
+    """
+    pid_namespace = _getpid() == 1
+    changed = _make_integrity_check()
+    send = wire.frame_sender(sock)
+    recv = wire.frame_receiver(sock)
+    run_case, describe, load, watch, exit_now = call_case, describe_exception, load_units, watch_ops, _exit
     modules: dict[str, types.ModuleType] = {}
     student_files: set[str] = set()
-    wire.send_frame(sock, {"op": "hello", "pid": os.getpid(), "layers": list(layers)})
+    token = ""
+    send({"op": "hello", "pid": _getpid(), "layers": list(layers)})
+
+    def reply(header: dict[str, Any], blobs: list[bytes] | tuple[bytes, ...] = ()) -> None:
+        tampered = changed()
+        if tampered and header.get("op") == "case":
+            why = f"{tampered} was modified"
+            header["untraced"] = f"{header['untraced']}; {why}" if header.get("untraced") else why
+        send({**header, "token": token}, blobs)
+
     while True:
         try:
-            header, blobs = wire.recv_frame(sock)
+            header, blobs = recv()
         except BaseException:
-            os._exit(0)
+            exit_now(0)
+        if not token:
+            token = str(header.pop("token", ""))
+            watch(header.pop("watch", None) or ())
         op = header.get("op")
         if op == "exit":
             _flush()
-            os._exit(0)
+            exit_now(0)
         elif op == "load":
             key = header["key"]
             student_files.update(u["name"] for u in header["units"])
             try:
-                modules[key] = load_units(key, header["units"])
-                reply: dict[str, Any] = {"op": "loaded", "ok": True}
+                modules[key] = load(key, header["units"])
+                answer: dict[str, Any] = {"op": "loaded", "ok": True}
             except NotImplementedError:
-                reply = {"op": "loaded", "ok": False, "error": {"kind": "not_implemented"}}
+                answer = {"op": "loaded", "ok": False, "error": {"kind": "not_implemented"}}
             except BaseException as exc:
-                reply = {"op": "loaded", "ok": False, "error": describe_exception(exc, student_files)}
+                answer = {"op": "loaded", "ok": False, "error": describe(exc, student_files)}
             _flush()
-            wire.send_frame(sock, reply)
+            reply(answer)
         elif op == "run":
             module = modules.get(header["key"])
             fn = getattr(module, header["func"], None) if module is not None else None
             if not callable(fn):
-                wire.send_frame(sock, {"op": "missing"})
+                reply({"op": "missing"})
                 continue
+            traced = header.get("trace", True) is not False
             for case in header["cases"]:
-                result, out_blobs = call_case(fn, case, blobs, student_files)
+                result, out_blobs = run_case(
+                    fn, case, blobs, student_files, pid_namespace=pid_namespace, traced=traced
+                )
                 _flush()
-                wire.send_frame(sock, result, out_blobs)
-            wire.send_frame(sock, {"op": "end"})
+                reply(result, out_blobs)
+            reply({"op": "end"})

@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import secrets
 import selectors
 import shutil
 import signal
@@ -34,6 +35,8 @@ from grader import wire
 ENV_ALLOWLIST = ("LANG", "LC_ALL", "TZ")
 SECRET_ENV = ("IMGCLASS_HIDDEN_SEED",)
 CTRL_BUF = 1 << 16
+MAX_WORKER_BYTES = 512 << 20
+"""Results one worker may send in all (each reply is capped at wire.MAX_REPLY_BLOB_BYTES too)."""
 
 
 class SandboxError(Exception):
@@ -121,12 +124,19 @@ def _basic_limits(policy: dict[str, Any]) -> tuple[str, ...]:
 
 
 def _isolate(policy: dict[str, Any]) -> tuple[str, ...]:
-    """Apply the isolation layers (grader.isolation) or, where unavailable, rlimits only."""
+    """Apply the isolation layers (grader.isolation) or, where unavailable, rlimits only.
+
+    ``isolate: False`` (``Settings.isolation = "minimal"``) keeps rlimits and the scrubbed
+    environment block but skips namespaces, the uid change and seccomp.
+    """
     isolation = sys.modules.get("grader.isolation")
-    if isolation is None or not policy.get("isolate", True):
+    if isolation is None:
         return _basic_limits(policy)
     known = {f.name for f in dataclasses.fields(isolation.Limits)}
     limits = isolation.Limits(**{k: v for k, v in policy.get("limits", {}).items() if k in known})
+    if not policy.get("isolate", True):
+        bare = isolation.Policy(limits=limits, namespaces=False, seccomp=False, drop_uid=None)
+        return tuple(isolation.enter(bare))
     return tuple(isolation.enter(isolation.Policy(limits=limits)))
 
 
@@ -196,10 +206,56 @@ def _preimport() -> None:
 
     import grader.runner
 
+    grader.runner.install_tripwires()  # only in the fork-server and its workers, never in the parent
     with contextlib.suppress(ImportError):
         import grader.isolation
 
         grader.isolation.prepare()
+
+
+def _become_subreaper() -> None:
+    """Adopt orphaned descendants (PR_SET_CHILD_SUBREAPER), so that a process a student detached
+    from its worker (setsid, double fork) becomes our child and can be killed (see _reap_strays).
+    Inside a pid namespace nothing escapes anyway; this covers the fallback without namespaces."""
+    if sys.platform != "linux":
+        return
+    import ctypes
+
+    pr_set_child_subreaper = 36
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_child_subreaper, 1, 0, 0, 0)
+
+
+def _child_pids() -> set[int]:
+    """This process's children, from /proc (Linux); empty where that is not available."""
+    pids: set[int] = set()
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return pids
+    for tid in tasks:
+        try:
+            with open(f"/proc/self/task/{tid}/children", encoding="ascii") as f:
+                pids.update(int(p) for p in f.read().split())
+        except (OSError, ValueError):
+            continue
+    return pids
+
+
+def _reap_strays(children: dict[int, str]) -> int:
+    """Kill and reap every child that is not a live worker: processes adopted as a subreaper."""
+    killed = 0
+    for _ in range(64):  # killing a stray hands us its own children: a few rounds at most
+        strays = _child_pids() - set(children)
+        if not strays:
+            break
+        for pid in strays:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError, OSError):
+                os.waitpid(pid, 0)
+            killed += 1
+    return killed
 
 
 def zygote_main(ctrl: socket.socket) -> NoReturn:
@@ -208,6 +264,7 @@ def zygote_main(ctrl: socket.socket) -> NoReturn:
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         _set_pdeathsig()
+        _become_subreaper()
         _preimport()
         ctrl.send(json.dumps({"op": "ready"}).encode())
     except BaseException as e:
@@ -222,6 +279,7 @@ def zygote_main(ctrl: socket.socket) -> NoReturn:
         if not data:
             for pid in list(children):
                 _kill_and_reap(pid, children)
+            _reap_strays(children)
             os._exit(0)
         try:
             msg = json.loads(data)
@@ -231,6 +289,7 @@ def zygote_main(ctrl: socket.socket) -> NoReturn:
                 with contextlib.suppress(OSError):
                     os.close(fd)
             reply = {"error": f"{type(e).__name__}: {e}"}
+        _reap_strays(children)
         ctrl.send(json.dumps(reply).encode())
 
 
@@ -354,6 +413,7 @@ class Zygote:
         proc = subprocess.Popen(
             [
                 sys.executable,
+                "-P",  # no current directory on sys.path: nothing a worker left in /tmp is imported
                 "-c",
                 "from grader.sandbox import _spawned_zygote_entry; _spawned_zygote_entry()",
                 str(child.fileno()),
@@ -467,7 +527,13 @@ class Worker:
         self._out = r
         self.sock.setblocking(False)
         os.set_blocking(r, False)
-        self._decoder = wire.FrameDecoder()
+        self._decoder = wire.FrameDecoder(max_total=wire.MAX_REPLY_BLOB_BYTES)
+        self._received = 0
+        # Sent with the first request (before any student code runs) and required on every reply
+        # after the hello: bytes a student writes into the connection are never taken for a reply.
+        self.token = secrets.token_hex(16)
+        self._token_sent = False
+        self._greeted = False
         self._pending: deque[tuple[dict[str, Any], list[bytes]]] = deque()
         self._sel = selectors.DefaultSelector()
         self._sel.register(self.sock, selectors.EVENT_READ, "sock")
@@ -515,6 +581,11 @@ class Worker:
                 if data == b"":
                     raise WorkerGone()
                 if data:
+                    self._received += len(data)
+                    if self._received > MAX_WORKER_BYTES:
+                        raise wire.ProtocolError(
+                            f"the worker sent more than {MAX_WORKER_BYTES >> 20} MiB of results"
+                        )
                     self._pending.extend(self._decoder.feed(data))
             if want_write is not None and mask & selectors.EVENT_WRITE:
                 try:
@@ -526,6 +597,9 @@ class Worker:
         return written
 
     def send(self, header: dict[str, Any], blobs: list[bytes] | tuple[bytes, ...], deadline: float) -> None:
+        if not self._token_sent:
+            header = {**header, "token": self.token}
+            self._token_sent = True
         data = memoryview(wire.pack_frame(header, blobs))
         while data:
             remaining = deadline - time.monotonic()
@@ -535,12 +609,19 @@ class Worker:
             data = data[n:]
 
     def recv(self, deadline: float) -> tuple[dict[str, Any], list[bytes]]:
+        """The next reply; ProtocolError for one without this worker's token (after the hello)."""
         while not self._pending:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise WorkerTimeout()
             self._pump(remaining)
-        return self._pending.popleft()
+        header, blobs = self._pending.popleft()
+        if not self._greeted and header.get("op") in ("hello", "setup-failed"):
+            self._greeted = True
+            return header, blobs
+        if not self._token_sent or header.pop("token", None) != self.token:
+            raise wire.ProtocolError("a reply without this worker's token")
+        return header, blobs
 
     # -- lifecycle
 

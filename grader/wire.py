@@ -4,11 +4,19 @@ A frame is ``>I`` (JSON length) + UTF-8 JSON + the blobs named by ``header["blob
 concatenated. Tensors travel as raw bytes with dtype and shape; everything else as tagged JSON.
 Nothing is ever pickled. The parent decodes with strict size limits, so a worker that floods or
 lies gets a clear protocol error and nothing else.
+
+In a worker this module is loaded before any student code, and it captures the C-level functions
+it needs then (the JSON encoder and scanner, the socket's send/recv, TensorBase methods, torch's
+tensor factories): a student who later patches ``json``, ``socket.socket`` or ``torch.Tensor``
+does not change how requests are read or replies written (see ``grader.runner``).
 """
 
 from __future__ import annotations
 
+import _socket
 import json
+import json.decoder
+import json.encoder
 import math
 import pathlib
 import socket
@@ -26,8 +34,80 @@ MAX_FRAME_BLOB_BYTES = 512 << 20
 MAX_DEPTH = 16
 MAX_ITEMS = 200_000
 MAX_STR = 1 << 20
+MAX_REPLY_BLOB_BYTES = 64 << 20
+"""What one reply of an honest worker may carry (the worker refuses larger results itself)."""
 
 _LEN = struct.Struct(">I")
+_pack_len = _LEN.pack
+_unpack_len = _LEN.unpack
+_sendall = _socket.socket.sendall
+_recv = _socket.socket.recv
+_TB = torch._C.TensorBase
+_detach = _TB.detach
+_contiguous = _TB.contiguous
+_resolve_conj = _TB.resolve_conj
+_resolve_neg = _TB.resolve_neg
+_view = _TB.view
+_reshape = _TB.reshape
+_numpy = _TB.numpy
+_dtype_of = vars(_TB)["dtype"].__get__
+_shape_of = vars(_TB)["shape"].__get__
+_device_of = vars(_TB)["device"].__get__
+_layout_of = vars(_TB)["layout"].__get__
+_is_quantized = vars(_TB)["is_quantized"].__get__
+_element_size = _TB.element_size
+_numel = _TB.numel
+_frombuffer = torch.frombuffer
+_from_numpy = torch.from_numpy
+_empty = torch.empty
+_np_frombuffer = np.frombuffer
+_np_int16 = np.int16
+_tobytes = np.ndarray.tobytes
+_ndarray_copy = np.ndarray.copy
+_prod = math.prod
+_Path = pathlib.Path
+_strided = torch.strided
+_Tensor = torch.Tensor
+
+
+def _c_json_encoder() -> Any:
+    """``json.dumps(obj, separators=(",", ":"), allow_nan=False)`` through the C encoder only."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # pragma: no cover - CPython always has the C accelerator
+        return json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+
+    def default(obj: Any) -> Any:
+        raise TypeError(f"cannot send a {type(obj).__name__}")
+
+    iterencode = make(
+        None, default, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, False
+    )
+    join = "".join
+
+    def encode(obj: Any) -> str:
+        return join(iterencode(obj, 0))
+
+    return encode
+
+
+def _c_json_decoder() -> Any:
+    """``json.loads`` for one complete document through the C scanner only."""
+    scan = getattr(json.decoder.JSONDecoder(), "scan_once")  # noqa: B009 - not in the stubs
+
+    def decode(text: str) -> Any:
+        try:
+            value, end = scan(text, 0)
+        except StopIteration:
+            raise ValueError("not a JSON document") from None
+        if end != len(text):
+            raise ValueError("extra data after the JSON document")
+        return value
+
+    return decode
+
+
+_json_encode = _c_json_encoder()
+_json_decode = _c_json_decoder()
 
 _DTYPES: dict[str, torch.dtype] = {
     "float16": torch.float16,
@@ -44,6 +124,8 @@ _DTYPES: dict[str, torch.dtype] = {
     "bool": torch.bool,
 }
 _DTYPE_NAMES = {v: k for k, v in _DTYPES.items()}
+_BF16 = torch.bfloat16
+_I16 = torch.int16
 
 
 class ProtocolError(Exception):
@@ -61,8 +143,45 @@ def pack_frame(header: dict[str, Any], blobs: list[bytes] | tuple[bytes, ...] = 
     """Serialise one frame."""
     head = dict(header)
     head["blobs"] = [len(b) for b in blobs]
-    data = json.dumps(head, separators=(",", ":"), allow_nan=False).encode()
-    return b"".join([_LEN.pack(len(data)), data, *blobs])
+    data = _json_encode(head).encode()
+    return b"".join([_pack_len(len(data)), data, *blobs])
+
+
+def frame_sender(sock: socket.socket) -> Any:
+    """``send(header, blobs)`` for a worker, built only from functions captured now (see module doc)."""
+    encode, pack_len, sendall, length, join = _json_encode, _pack_len, _sendall, len, b"".join
+
+    def send(header: dict[str, Any], blobs: list[bytes] | tuple[bytes, ...] = ()) -> None:
+        head = {**header, "blobs": [length(b) for b in blobs]}
+        data = encode(head).encode()
+        sendall(sock, join([pack_len(length(data)), data, *blobs]))
+
+    return send
+
+
+def frame_receiver(sock: socket.socket) -> Any:
+    """``recv() -> (header, blobs)`` for a worker, built only from functions captured now."""
+    decode, unpack_len, recv, length, limit = _json_decode, _unpack_len, _recv, len, MAX_HEADER_BYTES
+
+    def exactly(n: int) -> bytes:
+        chunks = bytearray()
+        while length(chunks) < n:
+            chunk = recv(sock, min(n - length(chunks), 1 << 20))
+            if not chunk:
+                raise EOFError("the other side closed the connection")
+            chunks += chunk
+        return bytes(chunks)
+
+    def receive() -> tuple[dict[str, Any], list[bytes]]:
+        (n,) = unpack_len(exactly(4))
+        if n > limit:
+            raise ProtocolError("header too large")
+        header = decode(exactly(n).decode())
+        if type(header) is not dict:
+            raise ProtocolError("frame header is not an object")
+        return header, [exactly(size) for size in header.get("blobs", [])]
+
+    return receive
 
 
 class FrameDecoder:
@@ -91,7 +210,7 @@ class FrameDecoder:
             if len(self._buf) < 4 + n:
                 return None
             try:
-                header = json.loads(bytes(self._buf[4 : 4 + n]))
+                header = _json_decode(bytes(self._buf[4 : 4 + n]).decode())
             except ValueError as e:
                 raise ProtocolError(f"frame header is not JSON: {e}") from None
             if not isinstance(header, dict):
@@ -123,35 +242,21 @@ def send_frame(
     sock.sendall(pack_frame(header, blobs))
 
 
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
-    chunks = bytearray()
-    while len(chunks) < n:
-        chunk = sock.recv(min(n - len(chunks), 1 << 20))
-        if not chunk:
-            raise EOFError("the other side closed the connection")
-        chunks += chunk
-    return bytes(chunks)
-
-
 def recv_frame(sock: socket.socket) -> tuple[dict[str, Any], list[bytes]]:
     """Blocking receive (worker side; the parent is trusted, limits are still checked)."""
-    (n,) = _LEN.unpack(_recv_exact(sock, 4))
-    if n > MAX_HEADER_BYTES:
-        raise ProtocolError("header too large")
-    header = json.loads(_recv_exact(sock, n))
-    blobs = [_recv_exact(sock, length) for length in header.get("blobs", [])]
-    return header, blobs
+    receive: tuple[dict[str, Any], list[bytes]] = frame_receiver(sock)()
+    return receive
 
 
 # ----------------------------------------------------------------------------- values
 
 
 def tensor_bytes(t: torch.Tensor) -> bytes:
-    """Raw little-endian bytes of a CPU tensor (contiguous copy)."""
-    t = t.detach().cpu().contiguous()
-    if t.dtype is torch.bfloat16:
-        t = t.view(torch.int16)
-    return t.numpy().tobytes()
+    """Raw little-endian bytes of a strided CPU tensor (contiguous copy; conj/neg views resolved)."""
+    t = _contiguous(_resolve_neg(_resolve_conj(_detach(t))))
+    if _dtype_of(t) is _BF16:
+        t = _view(t, _I16)
+    return _tobytes(_numpy(t))
 
 
 def encode_arg(value: Any, blobs: list[bytes]) -> Any:
@@ -173,14 +278,23 @@ def encode_value(value: Any, blobs: list[bytes], depth: int = 0) -> Any:
     those are encoded; anything else (subclasses included) becomes ``{"t": "unsupported"}``.
     """
     kind = type(value)
-    if kind is torch.Tensor:
-        if value.is_sparse or value.is_quantized or value.dtype not in _DTYPE_NAMES:
-            return {"t": "unsupported", "type": f"torch.Tensor ({value.layout}, {value.dtype})"}
+    if kind is _Tensor:
+        layout, dtype, device = _layout_of(value), _dtype_of(value), _device_of(value)
+        if layout is not _strided or _is_quantized(value) or dtype not in _DTYPE_NAMES:
+            return {"t": "unsupported", "type": f"torch.Tensor ({layout}, {dtype})"}
+        if device.type != "cpu":
+            return {"t": "unsupported", "type": f"torch.Tensor on the {device.type} device"}
+        size = _numel(value) * _element_size(value)
+        if size > MAX_REPLY_BLOB_BYTES:
+            return {
+                "t": "unsupported",
+                "type": f"torch.Tensor of {size:,} bytes (over {MAX_REPLY_BLOB_BYTES:,})",
+            }
         blobs.append(tensor_bytes(value))
         return {
             "t": "tensor",
-            "dtype": _DTYPE_NAMES[value.dtype],
-            "shape": list(value.shape),
+            "dtype": _DTYPE_NAMES[dtype],
+            "shape": list(_shape_of(value)),
             "b": len(blobs) - 1,
         }
     if value is None:
@@ -188,7 +302,10 @@ def encode_value(value: Any, blobs: list[bytes], depth: int = 0) -> Any:
     if kind is bool:
         return {"t": "bool", "v": value}
     if kind is int:
-        return {"t": "int", "v": str(value)}
+        try:
+            return {"t": "int", "v": str(value)}
+        except ValueError:  # more digits than Python will write out (sys.int_info.str_digits_check_threshold)
+            return {"t": "unsupported", "type": "int too long to write out"}
     if kind is float:
         return {"t": "float", "v": repr(value)}
     if kind is str:
@@ -240,21 +357,21 @@ def decode_value(
             raise ProtocolError("malformed tensor shape")
         if not 0 <= index < len(blobs):
             raise ProtocolError("tensor blob index out of range")
-        numel = math.prod(shape)
-        itemsize = torch.empty((), dtype=dtype).element_size()
+        numel = _prod(shape)
+        itemsize = _element_size(_empty((), dtype=dtype))
         blob = blobs[index]
         if len(blob) != numel * itemsize:
             raise ProtocolError("tensor byte length does not match its shape and dtype")
         if numel == 0:
-            return torch.empty(shape, dtype=dtype)
-        if dtype is torch.bfloat16:
-            raw = torch.from_numpy(np.frombuffer(blob, dtype=np.int16).copy())
-            return raw.view(torch.bfloat16).reshape(shape)
-        return torch.frombuffer(bytearray(blob), dtype=dtype).reshape(shape)
+            return _empty(shape, dtype=dtype)
+        if dtype is _BF16:
+            raw = _from_numpy(_ndarray_copy(_np_frombuffer(blob, dtype=_np_int16)))
+            return _reshape(_view(raw, _BF16), shape)
+        return _reshape(_frombuffer(bytearray(blob), dtype=dtype), shape)
     if tag == "none":
         return None
     if tag == "path" and allow_path and depth == 0 and isinstance(obj.get("v"), str):
-        return pathlib.Path(obj["v"])
+        return _Path(obj["v"])
     if tag == "slice" and allow_path and depth == 0 and isinstance(obj.get("items"), list):
         parts = [decode_value(i, blobs, depth + 1, budget) for i in obj["items"]]
         if len(parts) != 3 or not all(p is None or type(p) in (int, float) for p in parts):
