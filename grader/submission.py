@@ -88,33 +88,43 @@ class Submission:
         """A content hash: same files, same digest (what batch grading keys on)."""
         h = hashlib.sha256()
         for src in self.all_sources():
-            h.update(src.key.encode() + b"\0")
+            h.update(src.key.encode("utf-8", "surrogatepass") + b"\0")
             for u in src.units:
-                h.update(u.name.encode() + b"\0" + u.text.encode() + b"\0")
+                h.update(u.name.encode("utf-8", "surrogatepass") + b"\0")
+                h.update(u.text.encode("utf-8", "surrogatepass") + b"\0")
         return h.hexdigest()
+
+
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _refuse(message: str) -> SubmissionError:
+    """A SubmissionError whose message stays one plain line, whatever the file names in it hold
+    (a name with a newline or a right-to-left override could otherwise forge the next line)."""
+    return SubmissionError(_UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode(), message))
 
 
 def _read_text(path: Path, root: Path | None = None) -> str:
     if root is not None:
         real, real_root = os.path.realpath(path), os.path.realpath(root)
         if os.path.commonpath([real, real_root]) != real_root:
-            raise SubmissionError(f"{path.name} points outside the submission (a symlink?)")
+            raise _refuse(f"{path.name} points outside the submission (a symlink?)")
     try:
         size = path.stat().st_size
     except OSError as e:
-        raise SubmissionError(f"Cannot read {path}: {e.strerror or e}") from None
+        raise _refuse(f"Cannot read {path}: {e.strerror or e}") from None
     if size > MAX_FILE_BYTES:
-        raise SubmissionError(f"{path.name} is too large ({size:,} bytes; the limit is {MAX_FILE_BYTES:,})")
+        raise _refuse(f"{path.name} is too large ({size:,} bytes; the limit is {MAX_FILE_BYTES:,})")
     try:
         data = path.read_bytes()
     except OSError as e:
-        raise SubmissionError(f"Cannot read {path}: {e.strerror or e}") from None
+        raise _refuse(f"Cannot read {path}: {e.strerror or e}") from None
     if b"\0" in data:
-        raise SubmissionError(f"{path.name} is not a text file")
+        raise _refuse(f"{path.name} is not a text file")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise SubmissionError(f"{path.name} is not UTF-8 text (byte {e.start})") from None
+        raise _refuse(f"{path.name} is not UTF-8 text (byte {e.start})") from None
 
 
 def syntax_error(text: str, name: str) -> str | None:
@@ -171,13 +181,13 @@ def notebook_units(text: str, nb_name: str) -> tuple[list[Unit], list[str]]:
             nb = nbformat.reads(text, as_version=4)
     except Exception as e:
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise SubmissionError(f"{nb_name} is not a valid notebook ({reason[:120]})") from None
+        raise _refuse(f"{nb_name} is not a valid notebook ({reason[:120]})") from None
     units: list[Unit] = []
     notes: list[str] = []
     skipped_statements = 0
     cells = nb.get("cells") if isinstance(nb, dict) else None
     if not isinstance(cells, list):
-        raise SubmissionError(f"{nb_name} is not a valid notebook (no cells)")
+        raise _refuse(f"{nb_name} is not a valid notebook (no cells)")
     for number, cell in enumerate(cells, start=1):
         if not isinstance(cell, dict) or cell.get("cell_type") != "code":
             continue
@@ -187,6 +197,12 @@ def notebook_units(text: str, nb_name: str) -> tuple[list[Unit], list[str]]:
         if not isinstance(src, str) or not src.strip():
             continue
         name = f"{nb_name} cell {number}"
+        try:
+            src.encode("utf-8")
+        except UnicodeEncodeError:
+            raise _refuse(
+                f"{nb_name} is not a valid notebook (cell {number} is not valid Unicode text)"
+            ) from None
         if src.lstrip().startswith("%%"):
             notes.append(f"{name}: skipped a cell magic ({src.strip().splitlines()[0][:40]})")
             continue
@@ -198,7 +214,7 @@ def notebook_units(text: str, nb_name: str) -> tuple[list[Unit], list[str]]:
         code = "\n".join(lines) + "\n"
         try:
             tree = ast.parse(code, filename=name)
-        except SyntaxError:
+        except (SyntaxError, ValueError):  # ValueError: a NUL character in the cell
             units.append(Unit(name, code))  # reported as a syntax error with its line
             continue
         drop: set[int] = set()
@@ -233,13 +249,14 @@ def _single(path: Path, root: Path | None = None) -> Submission:
     return Submission(path.name, {}, single=_source(SINGLE, [Unit(path.name, text)]))
 
 
-def _folder(path: Path, modules: Iterable[str], name: str) -> Submission:
+def _folder(path: Path, modules: Iterable[str], name: str, root: Path) -> Submission:
+    """The exercise modules in ``path``; each must really lie inside ``root``, the submission."""
     sources = {}
     for module in modules:
         f = path / f"{module}.py"
         if f.is_file():
             display = f"{path.name}/{f.name}"
-            sources[module] = _source(module, [Unit(display, _read_text(f, path))])
+            sources[module] = _source(module, [Unit(display, _read_text(f, root))])
     return Submission(name, sources)
 
 
@@ -248,17 +265,23 @@ def read_submission(path: str | os.PathLike[str], modules: Iterable[str]) -> Sub
     modules = tuple(modules)
     p = Path(path)
     if not p.exists():
-        raise SubmissionError(f"No such file or folder: {p}")
+        raise _refuse(f"No such file or folder: {p}")
+    if p.is_symlink():
+        # A submission that is itself a link must stay beside it (a link to the reference solutions,
+        # unpacked from a student's archive into a class folder, would otherwise be graded).
+        real, parent = os.path.realpath(p), os.path.realpath(p.parent)
+        if os.path.commonpath([real, parent]) != parent:
+            raise _refuse(f"{p.name} points outside the submission (a symlink?)")
     if p.is_file():
         if p.suffix not in (".py", ".ipynb"):
-            raise SubmissionError(f"{p.name} is not a .py module or an .ipynb notebook")
+            raise _refuse(f"{p.name} is not a .py module or an .ipynb notebook")
         return _single(p)
     if not p.is_dir():
-        raise SubmissionError(f"{p} is not a file or a folder")
+        raise _refuse(f"{p} is not a file or a folder")
     if any((p / f"{m}.py").is_file() for m in modules):
-        return _folder(p, modules, p.name)
+        return _folder(p, modules, p.name, p)
     if (p / "exercises").is_dir() and any((p / "exercises" / f"{m}.py").is_file() for m in modules):
-        return _folder(p / "exercises", modules, f"{p.name}/exercises")
+        return _folder(p / "exercises", modules, f"{p.name}/exercises", p)
     candidates = sorted(
         f
         for f in p.iterdir()
@@ -267,16 +290,14 @@ def read_submission(path: str | os.PathLike[str], modules: Iterable[str]) -> Sub
     notebooks = [f for f in candidates if f.suffix == ".ipynb"]
     scripts = [f for f in candidates if f.suffix == ".py"]
     if len(notebooks) > 1:
-        raise SubmissionError(
-            f"Two or more candidate notebooks in {p}: {', '.join(f.name for f in notebooks[:4])}"
-        )
+        raise _refuse(f"Two or more candidate notebooks in {p}: {', '.join(f.name for f in notebooks[:4])}")
     if len(notebooks) == 1 and not scripts:
         return _single(notebooks[0], p)
     if len(scripts) == 1 and not notebooks:
         return _single(scripts[0], p)
     if candidates:
-        raise SubmissionError(
+        raise _refuse(
             f"Cannot tell which file to grade in {p}: {', '.join(f.name for f in candidates[:4])} "
             "(expected exercises/, one .py or one .ipynb)"
         )
-    raise SubmissionError(f"No exercises/ folder, .py or .ipynb found at {p}")
+    raise _refuse(f"No exercises/ folder, .py or .ipynb found at {p}")
