@@ -49,6 +49,16 @@ class Grader:
             self._plan = build_plan(self.exercises, self.settings, lazy=True)
         return self._plan
 
+    def preload(self) -> None:
+        """Build the whole plan and hand its inputs to the fork-server once: every later worker
+        inherits them instead of receiving them per submission (batch grading; the expected outputs
+        never leave this process)."""
+        plan = self.plan
+        if plan.preloaded is None:
+            key = f"plan-{id(plan):x}"
+            self.zygote.preload(key, [(pe.exercise.id, pe.run_cases, pe.blobs) for pe in plan.exercises])
+            plan.preloaded = key
+
     def new_worker(self, output: OutputCapture) -> Worker:
         return Worker(self.zygote, self.settings.policy(), output)
 

@@ -109,6 +109,8 @@ class Plan:
         self.hidden = settings.hidden_seed is not None
         self._built: list[PlannedExercise | None] = [None] * len(self.specs)
         self._lock = threading.Lock()
+        #: set when the fork-server holds this plan's inputs (grader.api.Grader.preload)
+        self.preloaded: str | None = None
 
     def __len__(self) -> int:
         return len(self.specs)
@@ -386,18 +388,18 @@ def execute(
                 loaded.add(src.key)
             phase = "run"
             deadline = min(time.monotonic() + settings.timeout, budget_end)
-            worker.send(
-                # An exercise that forbids nothing has nothing to hide: its calls are not traced.
-                {
-                    "op": "run",
-                    "key": src.key,
-                    "func": ex.func,
-                    "cases": pe.run_cases,
-                    "trace": bool(pe.forbidden),
-                },
-                pe.blobs,
-                deadline,
-            )
+            # An exercise that forbids nothing has nothing to hide: its calls are not traced.
+            request: dict[str, Any] = {
+                "op": "run",
+                "key": src.key,
+                "func": ex.func,
+                "trace": bool(pe.forbidden),
+            }
+            if plan.preloaded is not None:  # the worker inherited the inputs from the fork-server
+                request["preloaded"] = [plan.preloaded, ex.id]
+                worker.send(request, (), deadline)
+            else:
+                worker.send({**request, "cases": pe.run_cases}, pe.blobs, deadline)
             busy = time.monotonic()
             overlap(index + 1, running=pe)
             deadline += time.monotonic() - busy  # the parent's own work never counts against the student

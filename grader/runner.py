@@ -73,6 +73,10 @@ _os_open, _os_read, _os_close, _getpid = os.open, os.read, os.close, os.getpid
 _exit = os._exit
 contextlib_file = contextlib.__file__
 
+#: Inputs decoded once in the fork-server (grader.sandbox "preload"), inherited by every worker:
+#: plan key -> exercise id -> (cases as the parent encodes them, their blobs, blob index -> tensor).
+PRELOADED: dict[str, dict[str, tuple[list[dict[str, Any]], list[bytes], dict[int, torch.Tensor]]]] = {}
+
 STUDENT_PREFIX = "_imgclass_student_"
 MAX_MESSAGE = 2000
 MAX_OPS = 300
@@ -371,6 +375,16 @@ def _make_integrity_check() -> Callable[[], str | None]:
 # ----------------------------------------------------------------------------- loading
 
 
+def preload(key: str, exercise: str, cases: list[dict[str, Any]], blobs: list[bytes]) -> None:
+    """Decode an exercise's input tensors once (in the fork-server), for workers to copy from."""
+    tensors: dict[int, torch.Tensor] = {}
+    for case in cases:
+        for node in (*case["args"], *case["kwargs"].values()):
+            if isinstance(node, dict) and node.get("t") == "tensor":
+                tensors[node["b"]] = wire.decode_value(node, blobs)
+    PRELOADED.setdefault(key, {})[exercise] = (cases, blobs, tensors)
+
+
 def load_units(key: str, units: list[dict[str, str]]) -> types.ModuleType:
     """Execute the student's source units, in order, in one fresh module (never via sys.path)."""
     name = STUDENT_PREFIX + "".join(ch if ch.isalnum() else "_" for ch in key)
@@ -429,6 +443,15 @@ def _snapshot(args: list[Any]) -> list[tuple[int, torch.Tensor]]:
     return [(i, _detach(_clone(a))) for i, a in enumerate(args) if type(a) is _Tensor]
 
 
+def _pristine(encoded: list[Any], prebuilt: dict[int, torch.Tensor]) -> list[tuple[int, torch.Tensor]]:
+    """The untouched preloaded tensors of the positional arguments (no copy needed)."""
+    return [
+        (i, prebuilt[a["b"]])
+        for i, a in enumerate(encoded)
+        if isinstance(a, dict) and a.get("t") == "tensor" and a.get("b") in prebuilt
+    ]
+
+
 def _changed(before: torch.Tensor, after: Any) -> bool:
     try:
         if type(after) is not _Tensor:
@@ -470,6 +493,7 @@ def call_case(
     *,
     pid_namespace: bool = False,
     traced: bool = True,
+    prebuilt: dict[int, torch.Tensor] | None = None,
 ) -> tuple[dict[str, Any], list[bytes]]:
     """Call ``fn`` on one decoded case; return the result header and its blobs.
 
@@ -477,6 +501,8 @@ def call_case(
     header says ``"untraced"`` (and why) when the trace cannot vouch for it; with
     ``pid_namespace`` (the worker is pid 1 of its own pid namespace) threads started during the
     call are noticed too. Without ``traced`` there is nothing to hide from, so nothing is traced.
+    ``prebuilt`` holds the case's input tensors decoded once in the fork-server: the call gets
+    fresh copies, and the pristine tensors serve as the mutation check's "before".
     """
     hits: list[str] = []
     if traced and _hooked():
@@ -484,12 +510,15 @@ def call_case(
     if traced and (_mode_depth() or _function_mode_depth()):
         hits.append("a torch dispatch or function mode was left active")
     with _NoTorchFunction():
-        args = [wire.decode_value(a, blobs, allow_path=True) for a in case["args"]]
-        kwargs = {k: wire.decode_value(v, blobs, allow_path=True) for k, v in case["kwargs"].items()}
+        args = [wire.decode_value(a, blobs, allow_path=True, prebuilt=prebuilt) for a in case["args"]]
+        kwargs = {
+            k: wire.decode_value(v, blobs, allow_path=True, prebuilt=prebuilt)
+            for k, v in case["kwargs"].items()
+        }
         grad_wrt = case.get("grad_wrt")
         grad_output = wire.decode_value(case["grad_output"], blobs) if case.get("grad_output") else None
         leaf = _requires_grad_(args[grad_wrt], True) if grad_wrt is not None else None
-        before = _snapshot(args)
+        before = _snapshot(args) if prebuilt is None else _pristine(case["args"], prebuilt)
     if traced and _python_threads() > 1:
         hits.append("another thread was running (code in other threads is not traced)")
     trace = OpTrace() if traced else None
@@ -653,9 +682,21 @@ def serve(sock: socket.socket, layers: tuple[str, ...] = ()) -> NoReturn:
                 reply({"op": "missing"})
                 continue
             traced = header.get("trace", True) is not False
-            for case in header["cases"]:
+            prebuilt = None
+            if "preloaded" in header:  # inputs decoded once in the fork-server
+                plan_key, exercise = header["preloaded"]
+                cases, blobs, prebuilt = PRELOADED[plan_key][exercise]
+            else:
+                cases = header["cases"]
+            for case in cases:
                 result, out_blobs = run_case(
-                    fn, case, blobs, student_files, pid_namespace=pid_namespace, traced=traced
+                    fn,
+                    case,
+                    blobs,
+                    student_files,
+                    pid_namespace=pid_namespace,
+                    traced=traced,
+                    prebuilt=prebuilt,
                 )
                 _flush()
                 reply(result, out_blobs)

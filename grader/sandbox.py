@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import json
 import os
 import secrets
@@ -37,6 +38,11 @@ SECRET_ENV = ("IMGCLASS_HIDDEN_SEED",)
 CTRL_BUF = 1 << 16
 MAX_WORKER_BYTES = 512 << 20
 """Results one worker may send in all (each reply is capped at wire.MAX_REPLY_BLOB_BYTES too)."""
+
+
+#: Exit codes of a worker whose own loop failed (not the student's sys.exit codes, we hope).
+EXIT_WORKER_FAILED = 70
+EXIT_OUT_OF_MEMORY = 71
 
 
 class SandboxError(Exception):
@@ -76,6 +82,10 @@ class ExitInfo:
                 "SIGKILL": "",
             }.get(name, "")
             return f"the process was killed by {name}{extra}"
+        if self.exitcode == EXIT_OUT_OF_MEMORY:
+            return "the worker ran out of memory (MemoryError: does your code keep growing a global?)"
+        if self.exitcode == EXIT_WORKER_FAILED:
+            return "the worker stopped with an error outside your function (exit 70)"
         if self.exitcode is not None:
             return f"the process exited with code {self.exitcode} (sys.exit / os._exit in your code?)"
         return "the process ended"
@@ -174,9 +184,12 @@ def _worker_main(sock_fd: int, out_fd: int, tmpdir: str, policy: dict[str, Any])
             wire.send_frame(
                 socket.socket(fileno=sock_fd), {"op": "setup-failed", "error": f"{type(e).__name__}: {e}"}
             )
-        os._exit(70)
-    runner.serve(sock, layers)
-    os._exit(0)  # pragma: no cover
+        os._exit(EXIT_WORKER_FAILED)
+    try:
+        runner.serve(sock, layers)
+    except MemoryError:
+        os._exit(EXIT_OUT_OF_MEMORY)
+    os._exit(EXIT_WORKER_FAILED)  # pragma: no cover - serve() never returns
 
 
 # ----------------------------------------------------------------------------- the zygote
@@ -316,13 +329,16 @@ def _zygote_op(
         os.chmod(tmpdir, 0o777)
         sys.stdout.flush()
         sys.stderr.flush()
+        # Objects that exist now are never collected in the worker: its garbage collector does not
+        # walk (and so does not copy, page by page) the memory it shares with the fork-server.
+        gc.freeze()
         pid = os.fork()
         if pid == 0:
             try:
                 ctrl.close()
                 _worker_main(fds[0], fds[1], tmpdir, msg.get("policy", {}))
             finally:
-                os._exit(70)
+                os._exit(EXIT_WORKER_FAILED)
         for fd in fds:
             os.close(fd)
         children[pid] = tmpdir
@@ -344,9 +360,31 @@ def _zygote_op(
                 return _status_dict(status, killed=False)
             time.sleep(0.002)
         return _kill_and_reap(pid, children)
+    if op == "preload":
+        return _preload(fds)
     if op == "ping":
         return {"pong": True, "children": len(children)}
     raise ValueError(f"unknown op {op!r}")
+
+
+def _preload(fds: list[int]) -> dict[str, Any]:
+    """Read a plan's inputs (frames until EOF) and decode them once, for every later worker."""
+    from grader import runner
+
+    stream = socket.socket(fileno=fds[0])
+    for fd in fds[1:]:
+        os.close(fd)
+    count = 0
+    try:
+        stream.settimeout(120)
+        decoder = wire.FrameDecoder(max_total=1 << 31)
+        while chunk := stream.recv(1 << 20):
+            for header, blobs in decoder.feed(chunk):
+                runner.preload(str(header["key"]), str(header["exercise"]), header["cases"], blobs)
+                count += 1
+    finally:
+        stream.close()
+    return {"exercises": count}
 
 
 def _spawned_zygote_entry() -> NoReturn:  # pragma: no cover - runs in the spawned interpreter
@@ -457,6 +495,28 @@ class Zygote:
             if "error" in out:
                 raise SandboxError(f"the fork-server failed: {out['error']}")
             return out
+
+    def preload(self, key: str, exercises: list[tuple[str, list[dict[str, Any]], list[bytes]]]) -> int:
+        """Hand the fork-server a plan's INPUTS (never its expected outputs), decoded there once and
+        inherited by every worker, so each submission no longer receives them over its socket."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        with self._lock:
+            if self._closed:
+                raise SandboxError("the fork-server is closed")
+            self._wait_ready()
+            try:
+                socket.send_fds(self._ctrl, [json.dumps({"op": "preload"}).encode()], [theirs.fileno()])
+                theirs.close()
+                for exercise, cases, blobs in exercises:
+                    ours.sendall(wire.pack_frame({"key": key, "exercise": exercise, "cases": cases}, blobs))
+                ours.close()
+                reply = self._ctrl.recv(CTRL_BUF)
+            except OSError as e:
+                raise SandboxError(f"the fork-server went away: {e}") from None
+        out = json.loads(reply) if reply else {"error": "no reply"}
+        if "error" in out:
+            raise SandboxError(f"the fork-server could not take the inputs: {out['error']}")
+        return int(out["exercises"])
 
     def close(self) -> None:
         with self._lock:

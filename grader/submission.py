@@ -163,12 +163,39 @@ def _constant_like(node: ast.AST) -> bool:
     return all(not isinstance(n, ast.Call) or _call_name(n.func) in SAFE_CALLS for n in ast.walk(node))
 
 
-def _keep(stmt: ast.stmt) -> bool:
+def _is_grader_import(stmt: ast.stmt) -> bool:
+    """``import grader`` / ``from grader.nbgrader import check``: the kit's own helpers, never student code."""
+    if isinstance(stmt, ast.Import):
+        return all(a.name == "grader" or a.name.startswith("grader.") for a in stmt.names)
+    if isinstance(stmt, ast.ImportFrom):
+        return stmt.level == 0 and (stmt.module == "grader" or (stmt.module or "").startswith("grader."))
+    return False
+
+
+def _bound_names(stmt: ast.stmt) -> set[str]:
+    if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return {stmt.name}
+    if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+        return {(a.asname or a.name).split(".")[0] for a in stmt.names}
+    targets = stmt.targets if isinstance(stmt, ast.Assign) else [getattr(stmt, "target", None)]
+    return {n.id for t in targets if t is not None for n in ast.walk(t) if isinstance(n, ast.Name)}
+
+
+def _keep(stmt: ast.stmt, defined: set[str]) -> bool:
+    """Definitions, imports, and constants built only from names the kept code defines."""
+    if _is_grader_import(stmt):
+        return False
     if isinstance(stmt, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
         return True
     if isinstance(stmt, (ast.Assign, ast.AnnAssign)) and stmt.value is not None:
-        return _constant_like(stmt.value)
+        reads = {
+            n.id for n in ast.walk(stmt.value) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
+        }
+        return _constant_like(stmt.value) and reads <= defined | _BUILTINS
     return False
+
+
+_BUILTINS = set(dir(__import__("builtins")))
 
 
 def notebook_units(text: str, nb_name: str) -> tuple[list[Unit], list[str]]:
@@ -185,6 +212,7 @@ def notebook_units(text: str, nb_name: str) -> tuple[list[Unit], list[str]]:
     units: list[Unit] = []
     notes: list[str] = []
     skipped_statements = 0
+    defined: set[str] = set()  # names bound by the statements kept so far (in cell order)
     cells = nb.get("cells") if isinstance(nb, dict) else None
     if not isinstance(cells, list):
         raise _refuse(f"{nb_name} is not a valid notebook (no cells)")
@@ -223,9 +251,12 @@ def notebook_units(text: str, nb_name: str) -> tuple[list[Unit], list[str]]:
             span = range(stmt.lineno, (stmt.end_lineno or stmt.lineno) + 1)
             if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 span = range(min([stmt.lineno, *(d.lineno for d in stmt.decorator_list)]), span.stop)
-            (keep_lines if _keep(stmt) else drop).update(span)
-            if not _keep(stmt):
-                skipped_statements += 1
+            if _keep(stmt, defined):
+                keep_lines.update(span)
+                defined |= _bound_names(stmt)
+            else:
+                drop.update(span)
+                skipped_statements += not _is_grader_import(stmt)
         if not keep_lines:
             continue
         out = [line if (i + 1) not in drop or (i + 1) in keep_lines else "" for i, line in enumerate(lines)]

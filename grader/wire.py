@@ -21,7 +21,7 @@ import math
 import pathlib
 import socket
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -44,6 +44,7 @@ _sendall = _socket.socket.sendall
 _recv = _socket.socket.recv
 _TB = torch._C.TensorBase
 _detach = _TB.detach
+_clone = _TB.clone
 _contiguous = _TB.contiguous
 _resolve_conj = _TB.resolve_conj
 _resolve_neg = _TB.resolve_neg
@@ -334,11 +335,18 @@ class _Budget:
 
 
 def decode_value(
-    obj: Any, blobs: list[bytes], depth: int = 0, budget: _Budget | None = None, allow_path: bool = False
+    obj: Any,
+    blobs: list[bytes],
+    depth: int = 0,
+    budget: _Budget | None = None,
+    allow_path: bool = False,
+    prebuilt: Mapping[int, torch.Tensor] | None = None,
 ) -> Any:
     """Strictly decode a tagged JSON value (parent side). Raises ProtocolError on anything odd.
 
     ``allow_path`` (worker side, arguments only) also accepts a top-level ``path`` or ``slice``.
+    ``prebuilt`` (worker side) maps blob indices to tensors decoded once in the fork-server: such
+    a tensor is returned as a fresh copy instead of being decoded again.
     """
     budget = budget or _Budget()
     budget.tick()
@@ -347,6 +355,8 @@ def decode_value(
     if not isinstance(obj, dict) or not isinstance(obj.get("t"), str):
         raise ProtocolError("value is not a tagged object")
     tag = obj["t"]
+    if tag == "tensor" and prebuilt is not None and obj.get("b") in prebuilt:
+        return _clone(prebuilt[obj["b"]])
     if tag == "tensor":
         dtype = _DTYPES.get(obj.get("dtype"))  # type: ignore[arg-type]
         shape = obj.get("shape")

@@ -130,3 +130,34 @@ def test_adding_a_case_never_reshuffles_the_others():
     assert case_seed(1, "losses.softmax", "random-4x3") == case_seed(1, "losses.softmax", "random-4x3")
     assert case_seed(1, "losses.softmax", "random-4x3") != case_seed(1, "losses.softmax", "dim-0")
     assert plan_for("losses.softmax").exercises[0].cases[4].id == "random-4x3"
+
+
+def test_memory_filled_through_a_global_is_named(grader):
+    softmax = grader.grade_path(ZOO / "memory_global.py").exercise("losses.softmax")
+    assert softmax.status is Status.ERROR
+    assert softmax.score == 0
+    assert "MemoryError" in softmax.cases[0].message or "out of memory" in softmax.cases[0].message
+    assert "sys.exit" not in softmax.message
+
+
+@pytest.mark.parametrize(
+    "zoo",
+    [
+        "all_correct.py",
+        "mutates_input.py",
+        "nll_wrong_indexing.py",
+        "crash_segfault.py",
+        "forbidden_getattr.py",
+    ],
+)
+def test_preloaded_inputs_grade_exactly_like_inputs_sent_per_submission(zoo):
+    from grader.api import Grader
+    from grader.settings import Settings
+
+    settings = Settings(timeout=5, import_timeout=5, figures=False)
+    with Grader(settings) as sent, Grader(settings, zygote_mode="spawn") as preloaded:
+        preloaded.preload()
+        assert preloaded.plan.preloaded is not None and sent.plan.preloaded is None
+        a = sent.grade_path(ZOO / zoo).to_dict()
+        b = preloaded.grade_path(ZOO / zoo).to_dict()
+    assert a == b

@@ -42,7 +42,7 @@ def _nb(*cells: str) -> str:
 def test_notebook_keeps_definitions_and_line_numbers():
     text = _nb(
         "import torch\nacts = torch.randn(3, 4)\nprint(acts)\n\ndef softmax(x, dim=-1):\n    return x\n",
-        "%timeit softmax(acts)\n!pip install fastai\nPAT = re.compile('x')\nlearn = vision_learner(dls)\n",
+        "%timeit softmax(acts)\n!pip install fastai\nPAT = re.compile('x')\nlearn = vision_learner(dls)\nimport re\n",
         "%%bash\nrm -rf ~\n",
     )
     units, notes = notebook_units(text, "nb.ipynb")
@@ -50,10 +50,17 @@ def test_notebook_keeps_definitions_and_line_numbers():
     assert first[0] == "import torch" and first[1] == "" and first[2] == ""
     assert first[4].startswith("def softmax")
     second = units[1].text.splitlines()
-    assert second[0] == "" and second[1] == "" and second[2].startswith("PAT") and second[3] == ""
+    # PAT reads `re`, imported only further down: running it would fail, so it is skipped too
+    assert (
+        second[0] == ""
+        and second[1] == ""
+        and second[2] == ""
+        and second[3] == ""
+        and second[4] == "import re"
+    )
     assert len(units) == 2
     joined = " ".join(notes)
-    assert "%timeit" in joined and "!pip" in joined and "%%bash" in joined and "skipped 3 other" in joined
+    assert "%timeit" in joined and "!pip" in joined and "%%bash" in joined and "skipped 4 other" in joined
 
 
 def test_notebook_syntax_error_names_the_cell(tmp_path):
@@ -98,3 +105,19 @@ def test_huge_file_is_refused(tmp_path):
 def test_zoo_notebook_reads():
     sub = read_submission(ZOO / "notebook_all.ipynb", MODULES)
     assert sub.single is not None and not sub.syntax_errors
+
+
+def test_notebook_drops_grader_imports_and_constants_built_from_dropped_names():
+    text = _nb(
+        "from grader.nbgrader import check\nimport grader\nimport torch\nacts = torch.randn(3, 4)\n"
+        "first = acts[0]\nSCALE = 2.0\nDOUBLE = SCALE * 2\n",
+        "def softmax(x, dim=-1):\n    return x\n\ncheck('losses.softmax', softmax, points=2)\n",
+    )
+    units, notes = notebook_units(text, "nb.ipynb")
+    first = units[0].text.splitlines()
+    assert first[0] == "" and first[1] == ""  # the kit's own imports are never student code
+    assert first[2] == "import torch"
+    assert first[3] == "" and first[4] == ""  # acts = randn(...) is exploration; first = acts[0] needs it
+    assert first[5] == "SCALE = 2.0" and first[6] == "DOUBLE = SCALE * 2"
+    assert "check(" not in units[1].text
+    assert any("skipped 3 other" in n for n in notes)

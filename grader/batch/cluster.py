@@ -38,7 +38,7 @@ def _grader(config: str) -> Any:
             grader = Grader(
                 settings_from_dict(data["settings"]), only=data.get("only", ()), zygote_mode="spawn"
             )
-            grader.plan  # noqa: B018 - build the plan before the first submission
+            grader.preload()  # build the plan; hand its inputs to the fork-server once
             _GRADERS[config] = grader
         return grader
 

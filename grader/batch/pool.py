@@ -76,7 +76,7 @@ def child_main() -> None:
             only=config.get("only", ()),
             zygote_mode=config.get("zygote", "auto"),
         )
-        grader.plan  # noqa: B018 - build the cases and expected outputs once, before the first task
+        grader.preload()  # cases and expected outputs built once; the inputs handed to the fork-server
         layers = probe_layers(grader)
     except (ProbeFailed, GraderError) as e:
         send({"op": "failed", "error": str(e)})
