@@ -123,9 +123,10 @@ def close_mask(got: torch.Tensor, exp: torch.Tensor, tol: Tolerance) -> torch.Te
     common = torch.float32 if got.dtype == exp.dtype == torch.float32 else torch.float64
     g = got.detach().to(common)
     e = exp.detach().to(common)
+    ok = (g - e).abs() <= tol.atol + tol.rtol * e.abs()  # False wherever either side is nan or inf
+    if bool(ok.all()):
+        return ok
     same_nonfinite = (torch.isnan(g) & torch.isnan(e)) | (torch.isinf(g) & torch.isinf(e) & (g == e))
-    diff = (g - e).abs()
-    ok = diff <= tol.atol + tol.rtol * e.abs()
     return ok | same_nonfinite
 
 

@@ -11,10 +11,9 @@ Heavy libraries (rich, matplotlib) are imported only when a format needs them: `
 
 from __future__ import annotations
 
-import copy
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any, TextIO
@@ -148,7 +147,7 @@ def _capped(value: Any, key: str = "") -> Any:
 
 def prepare(data: Mapping[str, Any], fmt: str) -> dict[str, Any]:
     """The dict templates see: strings capped and cleaned, pictures checked, plots drawn (HTML only)."""
-    out: dict[str, Any] = _capped(copy.deepcopy(dict(data)))
+    out: dict[str, Any] = _capped(dict(data))  # _capped builds new dicts and lists: a copy already
     if fmt == "html":
         from grader import plots
 
@@ -262,12 +261,35 @@ def render(
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    return _render_prepared(prepare(data, fmt), fmt, templates, color, execution_time, **context)
+
+
+def _render_prepared(
+    prepared: dict[str, Any],
+    fmt: str,
+    templates: str | os.PathLike[str] | None,
+    color: bool = False,
+    execution_time: float | None = None,
+    **context: Any,
+) -> str:
     env = environment(str(templates) if templates else None)
     color = color and fmt == "terminal"
     text = env.get_template(FORMATS[fmt]).render(
-        report=prepare(data, fmt), color=color, execution_time=execution_time, **context
+        report=prepared, color=color, execution_time=execution_time, **context
     )
     return ansi(text) if color else text
+
+
+def render_many(
+    data: Mapping[str, Any], formats: Iterable[str], *, templates: str | os.PathLike[str] | None = None
+) -> dict[str, str]:
+    """Several formats of one report dict (batch feedback): the data is capped and cleaned once."""
+    formats = list(formats)
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        raise ValueError(f"unknown format {unknown[0]!r}; choose one of {', '.join(FORMATS)}")
+    prepared = prepare(data, "html" if "html" in formats else "")  # plots only matter to HTML
+    return {fmt: _render_prepared(prepared, fmt, templates) for fmt in formats}
 
 
 def render_report(

@@ -567,6 +567,16 @@ class OutputCapture:
         return bytes(self.kept).decode("utf-8", errors="replace")
 
 
+def _large_send_buffer(sock: socket.socket, size: int = 8 << 20) -> None:
+    """Raise a socket's send buffer (beyond net.core.wmem_max where we may: root)."""
+    force = getattr(socket, "SO_SNDBUFFORCE", None)
+    with contextlib.suppress(OSError):
+        if force is not None and os.geteuid() == 0:
+            sock.setsockopt(socket.SOL_SOCKET, force, size)
+        else:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+
+
 class Worker:
     """One worker process and the parent's end of its socket and output pipe."""
 
@@ -574,6 +584,7 @@ class Worker:
         self._zygote = zygote
         self.output = output
         self.sock, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        _large_send_buffer(child)  # results of several MB arrive in a few wake-ups, not hundreds
         r, w = os.pipe()
         try:
             self.pid = int(zygote.request({"op": "spawn", "policy": policy}, [child.fileno(), w])["pid"])

@@ -151,16 +151,14 @@ def write_feedback(
     templates: str | os.PathLike[str] | None = None,
 ) -> None:
     """Render ``report`` in each format into ``feedback/<student>/``; the stamp goes last."""
-    from grader.model import Report
-    from grader.render import render_report
+    from grader.render import render_many
 
     folder = feedback_dir(out, student)
     formats = list(formats)
     if not formats:
         return
-    r = Report.from_dict(report)
-    for fmt in formats:
-        write_atomic(folder / FEEDBACK_FILES[fmt], render_report(r, fmt, templates=templates))
+    for fmt, text in render_many(report, formats, templates=templates).items():
+        write_atomic(folder / FEEDBACK_FILES[fmt], text)
     write_atomic(folder / STAMP, stamp + "\n")
 
 
