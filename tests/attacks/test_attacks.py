@@ -388,7 +388,7 @@ def _make_course(root: Path) -> Path:
     for f in (ROOT / "solutions").glob("*.py"):
         (course / "solutions" / f.name).write_text(f"# IMGCLASS-SECRET-SOLUTION\n{f.read_text()}")
     (course / "course.toml").write_text(
-        f"# IMGCLASS-SECRET-COURSE\n[grading]\nhidden_seed = {HIDDEN_SEED}\ntimeout = 5\nimport_timeout = 5\n"
+        f"# IMGCLASS-SECRET-COURSE\n[grading]\nhidden_seed = {HIDDEN_SEED}\ntimeout = 5\nimport_timeout = 20\n"
         "submission_timeout = 20\n"
     )
     (course / "gradebook.sqlite").write_bytes(b"SQLite format 3\0 IMGCLASS-SECRET-GRADEBOOK")
@@ -586,7 +586,7 @@ def laptop() -> Iterator[Any]:
     from grader.api import Grader
     from grader.settings import Settings
 
-    with Grader(Settings(timeout=5, import_timeout=5, isolation="minimal"), zygote_mode="spawn") as g:
+    with Grader(Settings(timeout=5, import_timeout=20, isolation="minimal"), zygote_mode="spawn") as g:
         yield g
 
 
