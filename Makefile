@@ -30,6 +30,9 @@ demo: $(STAMP)
 	@echo
 	@echo "== grade exercises/ (the untouched stubs) =="
 	@$(VENV)/bin/grade exercises/ || true
+	@echo
+	@echo "== grade tests/goldens/mistaken/ (a student folder with typical mistakes) =="
+	@$(VENV)/bin/grade tests/goldens/mistaken/ || true
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
