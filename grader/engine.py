@@ -456,9 +456,11 @@ def execute(
                 f"the worker's reply was malformed ({e}): did your code write to the grader's channel?"
             )
         if internal:
-            raise internal[0]
-    overlap(len(plan))
-    if internal:
+            break
+    if not internal:
+        overlap(len(plan))
+    if internal:  # a grader bug: stop the worker, then let the caller turn it into a crash report
+        drop_worker(kill=True)
         raise internal[0]
     if worker is not None:
         with contextlib.suppress(Exception):

@@ -161,3 +161,16 @@ def test_preloaded_inputs_grade_exactly_like_inputs_sent_per_submission(zoo):
         a = sent.grade_path(ZOO / zoo).to_dict()
         b = preloaded.grade_path(ZOO / zoo).to_dict()
     assert a == b
+
+
+def test_a_grader_bug_becomes_a_crash_report_and_stops_the_worker(grader, monkeypatch):
+    from grader import engine
+
+    def broken_judge(pe, raw, settings):
+        raise RuntimeError("judge bug")
+
+    monkeypatch.setattr(engine, "judge", broken_judge)
+    report = grader.grade_path(ZOO / "all_correct.py")
+    assert report.crash is not None and "judge bug" in report.crash
+    assert report.score == 0
+    assert grader.zygote.request({"op": "ping"})["children"] == 0
