@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from grader import static, wire
-from grader.explain import outcome_text, outcomes_agree
+from grader.explain import outcomes_agree
 from grader.model import (
     CaseResult,
     ExerciseResult,
@@ -699,4 +699,4 @@ def grade(
     return report, execution
 
 
-__all__ = ["Plan", "build_plan", "decode_result", "evaluate", "execute", "grade", "judge", "outcome_text"]
+__all__ = ["Plan", "build_plan", "decode_result", "evaluate", "execute", "grade", "judge"]

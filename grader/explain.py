@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from grader.model import Preview
-from grader.outcome import NotImplementedYet, Outcome, Raised, Returned, Unsupported
+from grader.outcome import Outcome, Raised, Returned, Unsupported
 from grader.spec import Call, Check, Failure, Tolerance
 
 PREVIEW_ROWS = 4
@@ -337,16 +337,6 @@ def check_exact(kind: type) -> Check:
         return None
 
     return check
-
-
-def outcome_text(outcome: Outcome) -> str:
-    if isinstance(outcome, Returned):
-        return describe(outcome.value)
-    if isinstance(outcome, Raised):
-        return f"raised {outcome.type}"
-    if isinstance(outcome, NotImplementedYet):
-        return "NotImplementedError"
-    return "?"
 
 
 # ----------------------------------------------------------------------------- plain Python results

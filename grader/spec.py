@@ -205,7 +205,6 @@ class Exercise:
     hints: tuple[str, ...] = ()
     tolerance: Callable[[Call, Any], Tolerance] = float_tolerance
     figures: Callable[..., tuple[Any, ...]] | None = None  #: (planned cases, outcomes, images) -> Figures
-    grad: bool = False  #: some cases check gradients
 
     @property
     def misconceptions(self) -> tuple[Misconception, ...]:

@@ -243,12 +243,6 @@ def send_frame(
     sock.sendall(pack_frame(header, blobs))
 
 
-def recv_frame(sock: socket.socket) -> tuple[dict[str, Any], list[bytes]]:
-    """Blocking receive (worker side; the parent is trusted, limits are still checked)."""
-    receive: tuple[dict[str, Any], list[bytes]] = frame_receiver(sock)()
-    return receive
-
-
 # ----------------------------------------------------------------------------- values
 
 

@@ -454,7 +454,6 @@ LOG_SOFTMAX = Exercise(
     title="log_softmax(acts, dim=-1)",
     points=2,
     reference=ref_log_softmax,
-    grad=True,
     cases=(
         case(
             "one-row", "one row of two activations", lambda s: call(torch.tensor([[1.0, 2.0]])), random=False
@@ -568,7 +567,6 @@ NLL_LOSS = Exercise(
     title="nll_loss(log_probs, targets, reduction='mean')",
     points=2,
     reference=ref_nll_loss,
-    grad=True,
     cases=(
         case(
             "tiny",
@@ -727,7 +725,6 @@ CROSS_ENTROPY = Exercise(
     title="cross_entropy(acts, targets, reduction='mean')",
     points=3,
     reference=ref_cross_entropy,
-    grad=True,
     cases=(
         case(
             "tiny",
