@@ -7,6 +7,7 @@ and each feature owns its command.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import threading
 import time
@@ -17,6 +18,10 @@ import click
 from grader.errors import ExitCode, GraderError, UsageError
 from grader.settings import Settings
 from grader.version import __version__
+
+# numpy's OpenBLAS would start a spinning thread per core in every grading process; the grader's
+# own numerical work is small and torch keeps its own (one-thread) pool
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 DEFAULTS = Settings()
 

@@ -78,6 +78,8 @@ class PlannedCase:
     expected: Outcome
     tol: Tolerance
     recipe: str
+    #: values derived from this case alone (not from a submission), kept for the next submission
+    memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass

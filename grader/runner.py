@@ -74,8 +74,10 @@ _exit = os._exit
 contextlib_file = contextlib.__file__
 
 #: Inputs decoded once in the fork-server (grader.sandbox "preload"), inherited by every worker:
-#: plan key -> exercise id -> (cases as the parent encodes them, their blobs, blob index -> tensor).
-PRELOADED: dict[str, dict[str, tuple[list[dict[str, Any]], list[bytes], dict[int, torch.Tensor]]]] = {}
+#: plan key -> exercise id -> (cases as the parent encodes them, their blobs, blob index -> the
+#: pristine tensor, blob index -> a copy of it that calls receive as they are).
+Preloaded = tuple[list[dict[str, Any]], list[bytes], dict[int, torch.Tensor], dict[int, torch.Tensor]]
+PRELOADED: dict[str, dict[str, Preloaded]] = {}
 
 STUDENT_PREFIX = "_imgclass_student_"
 MAX_MESSAGE = 2000
@@ -376,13 +378,19 @@ def _make_integrity_check() -> Callable[[], str | None]:
 
 
 def preload(key: str, exercise: str, cases: list[dict[str, Any]], blobs: list[bytes]) -> None:
-    """Decode an exercise's input tensors once (in the fork-server), for workers to copy from."""
-    tensors: dict[int, torch.Tensor] = {}
+    """Decode an exercise's input tensors once (in the fork-server), twice over.
+
+    A worker hands the second copy to the student's calls as it is: its pages are shared with the
+    fork-server until written, so a call costs no copy. The first copy stays pristine: it is the
+    mutation check's "before", and a tensor found changed is replaced from it for later calls.
+    """
+    pristine: dict[int, torch.Tensor] = {}
     for case in cases:
         for node in (*case["args"], *case["kwargs"].values()):
             if isinstance(node, dict) and node.get("t") == "tensor":
-                tensors[node["b"]] = wire.decode_value(node, blobs)
-    PRELOADED.setdefault(key, {})[exercise] = (cases, blobs, tensors)
+                pristine[node["b"]] = wire.decode_value(node, blobs)
+    shared = {b: _clone(t) for b, t in pristine.items()}
+    PRELOADED.setdefault(key, {})[exercise] = (cases, blobs, pristine, shared)
 
 
 def load_units(key: str, units: list[dict[str, str]]) -> types.ModuleType:
@@ -452,6 +460,19 @@ def _pristine(encoded: list[Any], prebuilt: dict[int, torch.Tensor]) -> list[tup
     ]
 
 
+def _renew(
+    shared: dict[int, torch.Tensor],
+    case: dict[str, Any],
+    mutated: list[int],
+    pristine: dict[int, torch.Tensor] | None,
+) -> None:
+    """Replace the shared input tensors a call changed in place by fresh copies of the pristine ones."""
+    for i in mutated:
+        node = case["args"][i]
+        if pristine is not None and isinstance(node, dict) and node.get("b") in pristine:
+            shared[node["b"]] = _detach(_clone(pristine[node["b"]]))
+
+
 def _changed(before: torch.Tensor, after: Any) -> bool:
     try:
         if type(after) is not _Tensor:
@@ -494,6 +515,7 @@ def call_case(
     pid_namespace: bool = False,
     traced: bool = True,
     prebuilt: dict[int, torch.Tensor] | None = None,
+    shared: dict[int, torch.Tensor] | None = None,
 ) -> tuple[dict[str, Any], list[bytes]]:
     """Call ``fn`` on one decoded case; return the result header and its blobs.
 
@@ -501,21 +523,25 @@ def call_case(
     header says ``"untraced"`` (and why) when the trace cannot vouch for it; with
     ``pid_namespace`` (the worker is pid 1 of its own pid namespace) threads started during the
     call are noticed too. Without ``traced`` there is nothing to hide from, so nothing is traced.
-    ``prebuilt`` holds the case's input tensors decoded once in the fork-server: the call gets
-    fresh copies, and the pristine tensors serve as the mutation check's "before".
+    ``prebuilt`` holds the case's input tensors decoded once in the fork-server, pristine: they
+    serve as the mutation check's "before". ``shared`` holds copies of them that the call gets as
+    they are (no copy per call; a case that takes a gradient gets fresh copies instead); one found
+    changed after the call is replaced by a fresh copy of the pristine tensor.
     """
     hits: list[str] = []
     if traced and _hooked():
         hits.append("a tracing or profiling hook (sys.settrace / sys.setprofile) was installed")
     if traced and (_mode_depth() or _function_mode_depth()):
         hits.append("a torch dispatch or function mode was left active")
+    grad_wrt = case.get("grad_wrt")
+    given = shared if shared is not None and grad_wrt is None else prebuilt
+    copy = given is not shared
     with _NoTorchFunction():
-        args = [wire.decode_value(a, blobs, allow_path=True, prebuilt=prebuilt) for a in case["args"]]
+        args = [wire.decode_value(a, blobs, allow_path=True, prebuilt=given, copy=copy) for a in case["args"]]
         kwargs = {
-            k: wire.decode_value(v, blobs, allow_path=True, prebuilt=prebuilt)
+            k: wire.decode_value(v, blobs, allow_path=True, prebuilt=given, copy=copy)
             for k, v in case["kwargs"].items()
         }
-        grad_wrt = case.get("grad_wrt")
         grad_output = wire.decode_value(case["grad_output"], blobs) if case.get("grad_output") else None
         leaf = _requires_grad_(args[grad_wrt], True) if grad_wrt is not None else None
         before = _snapshot(args) if prebuilt is None else _pristine(case["args"], prebuilt)
@@ -553,6 +579,8 @@ def call_case(
             with _NoTorchFunction():
                 result["value"] = _encode(value, out_blobs)
                 result["mutated"] = [i for i, snap in before if _changed(snap, args[i])]
+                if shared is not None and not copy:
+                    _renew(shared, case, result["mutated"], prebuilt)
             size = sum(len(b) for b in out_blobs)
             if size > wire.MAX_REPLY_BLOB_BYTES:
                 out_blobs = []
@@ -682,10 +710,10 @@ def serve(sock: socket.socket, layers: tuple[str, ...] = ()) -> NoReturn:
                 reply({"op": "missing"})
                 continue
             traced = header.get("trace", True) is not False
-            prebuilt = None
+            prebuilt = shared = None
             if "preloaded" in header:  # inputs decoded once in the fork-server
                 plan_key, exercise = header["preloaded"]
-                cases, blobs, prebuilt = PRELOADED[plan_key][exercise]
+                cases, blobs, prebuilt, shared = PRELOADED[plan_key][exercise]
             else:
                 cases = header["cases"]
             for case in cases:
@@ -697,6 +725,7 @@ def serve(sock: socket.socket, layers: tuple[str, ...] = ()) -> NoReturn:
                     pid_namespace=pid_namespace,
                     traced=traced,
                     prebuilt=prebuilt,
+                    shared=shared,
                 )
                 _flush()
                 reply(result, out_blobs)

@@ -335,12 +335,13 @@ def decode_value(
     budget: _Budget | None = None,
     allow_path: bool = False,
     prebuilt: Mapping[int, torch.Tensor] | None = None,
+    copy: bool = True,
 ) -> Any:
     """Strictly decode a tagged JSON value (parent side). Raises ProtocolError on anything odd.
 
     ``allow_path`` (worker side, arguments only) also accepts a top-level ``path`` or ``slice``.
     ``prebuilt`` (worker side) maps blob indices to tensors decoded once in the fork-server: such
-    a tensor is returned as a fresh copy instead of being decoded again.
+    a tensor is returned as a fresh copy instead of being decoded again (itself, with ``copy=False``).
     """
     budget = budget or _Budget()
     budget.tick()
@@ -350,7 +351,7 @@ def decode_value(
         raise ProtocolError("value is not a tagged object")
     tag = obj["t"]
     if tag == "tensor" and prebuilt is not None and obj.get("b") in prebuilt:
-        return _clone(prebuilt[obj["b"]])
+        return _clone(prebuilt[obj["b"]]) if copy else prebuilt[obj["b"]]
     if tag == "tensor":
         dtype = _DTYPES.get(obj.get("dtype"))  # type: ignore[arg-type]
         shape = obj.get("shape")

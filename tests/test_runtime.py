@@ -174,3 +174,42 @@ def test_a_grader_bug_becomes_a_crash_report_and_stops_the_worker(grader, monkey
     assert report.crash is not None and "judge bug" in report.crash
     assert report.score == 0
     assert grader.zygote.request({"op": "ping"})["children"] == 0
+
+
+def test_preloaded_inputs_are_shared_and_a_mutated_one_is_renewed_for_later_calls():
+    import torch
+
+    from grader import runner, wire
+
+    blobs: list[bytes] = []
+    encoded = wire.encode_value(torch.arange(6.0).reshape(2, 3), blobs)
+    case = {"id": "c", "args": [encoded], "kwargs": {}}
+    runner.preload("test-shared", "ex", [case], blobs)
+    _, blobs, pristine, shared = runner.PRELOADED.pop("test-shared")["ex"]
+    seen: list[torch.Tensor] = []
+
+    def clobber(x):
+        seen.append(x)
+        x.mul_(0)
+        return x.sum()
+
+    first, _ = runner.call_case(clobber, case, blobs, set(), traced=False, prebuilt=pristine, shared=shared)
+    assert seen[0] is not pristine[0], "the call must never get the pristine tensor"
+    assert first["result"]["mutated"] == [0]
+    assert torch.equal(pristine[0], torch.arange(6.0).reshape(2, 3))
+    second, out = runner.call_case(
+        clobber, case, blobs, set(), traced=False, prebuilt=pristine, shared=shared
+    )
+    assert second["result"]["mutated"] == [0]
+    assert seen[1] is not seen[0], "a tensor changed in place is replaced before the next call"
+    assert float(wire.decode_value(second["result"]["value"], out)) == 0.0
+
+    def reader(x):
+        seen.append(x)
+        return x.sum()
+
+    third, out = runner.call_case(reader, case, blobs, set(), traced=False, prebuilt=pristine, shared=shared)
+    assert third["result"]["mutated"] == []
+    assert float(wire.decode_value(third["result"]["value"], out)) == 15.0
+    runner.call_case(reader, case, blobs, set(), traced=False, prebuilt=pristine, shared=shared)
+    assert seen[-1] is seen[-2], "an untouched input is handed over as it is, without a copy"

@@ -14,6 +14,7 @@ line on stdin is ``{"settings": {...}, "only": [...]}``, then one task per line.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import selectors
@@ -85,6 +86,9 @@ def child_main() -> None:
         send({"op": "failed", "error": f"{type(e).__name__}: {e}"})
         return
     send({"op": "ready", "pid": os.getpid(), "layers": layers})
+    # torch, the plan and its expected outputs live as long as this process: keep the garbage
+    # collector from walking them again after every few hundred new objects
+    gc.freeze()
     for line in sys.stdin:
         if not line.strip():
             continue

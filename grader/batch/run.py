@@ -10,6 +10,7 @@ grader version and course configuration; whatever was in flight when a run died 
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import signal
@@ -192,6 +193,7 @@ def run_batch(opts: BatchOptions, *, stream: TextIO | None = None) -> BatchSumma
             return summary
         # discovery first: cheap (names only), gives the progress bar its total, and finds usage errors
         found = list(discover(opts.source, assignment=opts.assignment, exclude=out))
+        gc.freeze()  # what exists now lives for the whole batch: spare the garbage collector from it
         log = open(out / "batch.log", "ab")  # noqa: SIM115 - closed in finally
         executor = _executor(opts, settings, log)
         progress: Progress | None = None
