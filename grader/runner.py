@@ -6,31 +6,29 @@ functions serve the fast in-process path used by tests (``grader.testing``).
 
 The one thing the parent has to take from the worker on trust is which aten ops a call ran (the
 forbidden-call check): the op trace is a ``TorchDispatchMode`` in the student's own interpreter.
-So the worker makes the trace tamper-evident, and reports a call it cannot vouch for as
-``"untraced"`` (the parent then scores it FORBIDDEN): every reply it sends passes through
-functions captured before any student code was loaded; after each call it checks that the trace
-still sees ops (a canary), that no other thread ran, that its own code, ``builtins`` and the
-trace class are unpatched, that no tracing/profiling hook or extra dispatch mode was left behind,
-and, through tripwires the fork-server installs on torch's private switches, that the trace was
-not popped or bypassed for a moment. The gradient, the mutation check and the encoding of the
-result all run inside the trace, so student hooks that fire there are traced too. Deliberate
-introspection (frames, ``gc``, ``ctypes``) can still defeat any check that lives in the same
-process; the parent's static scan (``grader.static``) flags such code for review.
+Its record lives in a generator's local variables (the "vault", see below), behind immutable
+classes and a master key held only by the worker loop, which runs from a private copy of this
+module; an audit hook refuses the garbage collector's object lists, generator frames, tracing
+hooks and raw memory access. A call the worker cannot vouch for (another thread, the trace popped
+or bypassed, a subclass or patched op, a mode or hook left behind, the record stopped, the
+grader's code patched) is reported as ``"untraced"`` and the parent scores it FORBIDDEN. Frames
+stay reachable (the standard library needs ``sys._getframe``), so code that walks them can still
+forge replies; the parent's static scan (``grader.static``) flags such code for review.
 """
 
 from __future__ import annotations
 
+import _thread
 import builtins
 import contextlib
 import gc
 import linecache
-import math
 import os
 import socket
 import sys
 import time
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import Any, NoReturn
 
 import torch
@@ -67,11 +65,9 @@ _function_mode_depth = torch._C._len_torch_function_stack
 _monotonic = time.monotonic
 _gettrace, _settrace = sys.gettrace, sys.settrace
 _getprofile, _setprofile = sys.getprofile, sys.setprofile
-_current_frames = sys._current_frames
 _gc_enable, _gc_disable, _gc_isenabled = gc.enable, gc.disable, gc.isenabled
 _os_open, _os_read, _os_close, _getpid = os.open, os.read, os.close, os.getpid
 _exit = os._exit
-contextlib_file = contextlib.__file__
 
 #: Inputs decoded once in the fork-server (grader.sandbox "preload"), inherited by every worker:
 #: plan key -> exercise id -> (cases as the parent encodes them, their blobs, blob index -> the
@@ -84,255 +80,410 @@ MAX_MESSAGE = 2000
 MAX_OPS = 300
 
 
-def _make_tracer() -> tuple[Any, ...]:
-    """The op trace class, its tripwires and the functions call_case uses to read them.
+class IntrospectionBlocked(ValueError):
+    """Raised in a worker when graded code reaches for frames, the garbage collector or raw memory.
 
-    Their state (what each trace recorded, the watched op names, whether a call is in progress
-    and why it cannot be vouched for) lives only in these closures: student code can reach the
-    trace object itself (it is on torch's mode stack) but not the record it keeps, short of
-    introspecting closures, frames or the garbage collector.
+    A ``ValueError``, because that is what the standard library expects from ``sys._getframe``
+    when no frame is available (``logging``, ``collections.namedtuple``, ``enum`` and ``typing``
+    then carry on without one).
     """
-    names: dict[int, str] = {}  # id(OpOverload) -> op name: the watched ops first, others at first sight
+
+
+#: Audit events a worker refuses once it serves (PEP 578 hooks cannot be removed): each is a way to
+#: reach the grader's own state (frames, every object, code objects, tracing) or raw memory.
+DENIED_EVENTS = frozenset(
+    {
+        "sys._current_frames",
+        "sys._current_exceptions",
+        "sys.settrace",
+        "sys.setprofile",
+        "sys.addaudithook",
+        "gc.get_objects",
+        "gc.get_referrers",
+        "gc.get_referents",
+        "ctypes.dlopen",
+        "ctypes.dlsym",
+        "ctypes.dlsym/handle",
+        "ctypes.addressof",
+        "ctypes.cdata",
+        "ctypes.cdata/buffer",
+        "ctypes.string_at",
+        "ctypes.wstring_at",
+        "ctypes.PyObj_FromPtr",
+        "ctypes.call_function",
+    }
+)
+#: attributes whose reading is audited as ``object.__getattr__`` and hands out a generator's frame
+#: (the op trace's record lives in one; ``sys._getframe`` and ``tb_frame`` stay allowed: the standard
+#: library and common packages need them, see the README's Security section)
+FRAME_ATTRIBUTES = frozenset({"gi_frame", "cr_frame", "ag_frame"})
+#: function attributes whose writing is audited as ``object.__setattr__`` (swapping the grader's code)
+SEALED_ATTRIBUTES = frozenset({"__code__", "__defaults__", "__kwdefaults__"})
+
+
+def install_audit_hook(protected: frozenset[Any] = frozenset()) -> None:
+    """Refuse, in this process from now on, the audit events that reach the grader's own state.
+
+    The code, defaults and keyword defaults of the ``protected`` functions cannot be replaced.
+    An audit hook cannot be removed (PEP 578); its state lives in closures nothing reaches.
+    """
+    denied, frames, sealed, blocked = DENIED_EVENTS, FRAME_ATTRIBUTES, SEALED_ATTRIBUTES, IntrospectionBlocked
+    why = "is not allowed in graded code (the garbage collector, tracing and raw memory are off limits)"
+
+    def hook(event: str, args: tuple[Any, ...]) -> None:
+        if event in denied:
+            raise blocked(f"{event} {why}")
+        if event == "object.__getattr__":
+            if args[1] in frames:
+                raise blocked(f"reading .{args[1]} {why}")
+        elif event == "object.__setattr__" and args[1] in sealed and args[0] in protected:
+            raise blocked(f"replacing the {args[1]} of the grader's own code {why}")
+
+    sys.addaudithook(hook)
+
+
+# ----------------------------------------------------------------------------- the op trace
+#
+# The parent takes one thing from the worker on trust: which aten ops a call ran. The record lives
+# in the local variables of one generator, the vault, started when this module is imported (before
+# any student code). A suspended generator's frame can only be reached through ``gi_frame``, which
+# the audit hook refuses, so student code can talk to the vault (it can find its ``send``) but not
+# read or rewrite what it keeps; the vault runs only torch's own code (student code that patched
+# torch's op classes could run inside it: a frame route, like the one below). Its messages only add: an
+# op message adds an op; reading or resetting the record takes the master key, which only the
+# worker loop's local variables hold. Killing the vault (``close``/``throw``) is noticed: every
+# call after that is reported as untraced. The code that talks to it is sealed: immutable classes
+# (tuples, with no globals to rebind), a property the trace's ``__torch_dispatch__`` comes from (an
+# instance attribute cannot shadow it), and the audit hook refuses to replace the code or defaults
+# of this module's functions. What stays open: the worker loop's own frame (sys._getframe).
+
+_OP, _CALL, _CLAIM, _INSTALL = object(), object(), object(), object()
+
+
+class TraceLost(Exception):
+    """The vault is gone or refused the master key: nothing the trace recorded can be vouched for."""
+
+
+def _vault_loop() -> Generator[Any, Any, None]:
+    """The op record. Every reply is ``(True, value)`` or ``(False, exception)``."""
+    _id, _type, _len, _tuple, _set, _list, _sorted = id, type, len, tuple, set, list, sorted
+    _exact, _BaseException, _LookupError = str.__str__, BaseException, LookupError
+    builtin_function, plain = type(len), torch.Tensor
+    op_tag, call_tag, claim_tag, install_tag = _OP, _CALL, _CLAIM, _INSTALL
+    C = torch._C
+    python_keys = (C.DispatchKey.Python, C.DispatchKey.PythonTLSSnapshot)
+    key_set, dispatch_key = C.DispatchKeySet, C.DispatchKey
+    aten = torch.ops.aten
+    names: dict[int, str] = {}  # id(OpOverload) -> op name: watched ops first, others at first sight
     keep: list[Any] = []  # those OpOverload objects (keeps their ids valid)
-    records: dict[int, list[Any]] = {}  # id(trace) -> [ops seen, number of ops seen]
-    armed: list[int | None] = [None]  # id of the trace of the call in progress
-    keys: dict[int, Any] = {}  # id(trace) -> the key arm() returned: only its holder may read or end it
+    originals: dict[str, Any] = {}  # torch's private switches, wrapped (see install_tripwires)
+    master: Any = None
+    armed: Any = None  # the trace of the call in progress
+    ops: set[str] = _set()
+    count = 0
     hits: list[str] = []  # why the call in progress cannot be vouched for
-    builtin_function = type(len)
-    plain = torch.Tensor
-
-    def hit(why: str) -> None:
-        if armed[0] is not None and why not in hits:
-            hits.append(why)
-
-    class OpTrace(TorchDispatchMode):
-        """Records the names of the aten ops a call runs (how forbidden calls are found, whatever the spelling).
-
-        Watched ops get their names from a map built before any student code ran, so renaming an
-        op object does not hide it. The op runs through its C entry point (``func._op``), never
-        through Python a student could patch: such code would run while this mode is off the
-        stack, that is, untraced.
-        """
-
-        def __init__(self) -> None:
-            super().__init__()
-            records[id(self)] = [set(), 0]
-
-        @property
-        def ops(self) -> set[str]:
-            record = records.get(id(self))
-            return set(record[0]) if record else set()
-
-        @property
-        def count(self) -> int:
-            record = records.get(id(self))
-            return int(record[1]) if record else 0
-
-        @classmethod
-        def _should_skip_dynamo(cls) -> bool:
-            return False  # no torch._dynamo wrapper: importing it costs ~1 s in every fresh worker
-
-        def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
-            name = names.get(id(func))
-            if name is None:  # first sight: remember the name (renaming the op later changes nothing)
+    reply: Any = None
+    while True:
+        msg = yield reply
+        reply = None
+        try:
+            head = msg[0]
+            if head is op_tag:
+                _, mode, func, types = msg
+                key = _id(func)
+                name = names.get(key)
+                if name is None:  # first sight: remember the name (renaming the op later changes nothing)
+                    try:
+                        name = _exact(func.overloadpacket.__name__)
+                    except _BaseException:
+                        name = "?"
+                    names[key] = name
+                    keep.append(func)
+                if armed is not None:
+                    if mode is armed:
+                        ops.add(name)
+                        count += 1
+                    if types and (_len(types) > 1 or types[0] is not plain):
+                        why = "a tensor subclass handled torch ops itself (__torch_dispatch__), untraced"
+                        if why not in hits:
+                            hits.append(why)
+                op = func._op
+                if _type(op) is not builtin_function and armed is not None:
+                    why = f"the torch op {name} was replaced by Python code"
+                    if why not in hits:
+                        hits.append(why)
+                reply = (True, op)
+            elif head is call_tag:
+                _, fname, args, kwargs = msg
+                original = originals.get(fname) if _type(fname) is str else None
+                if original is None:
+                    reply = (False, _LookupError(fname))
+                    continue
+                why = None
+                if armed is not None:
+                    if fname in ("_ExcludeDispatchKeyGuard", "ExcludeDispatchKeyGuard"):
+                        try:
+                            keys = args[0] if args else kwargs.get("keys")
+                            hides = _type(keys) is not key_set  # never call a student's object here
+                            for k in python_keys:
+                                if not hides and keys.has(k):
+                                    hides = True
+                        except _BaseException:
+                            hides = True
+                    elif fname in ("_SetExcludeDispatchKeyGuard", "_dispatch_tls_set_dispatch_key_excluded"):
+                        try:
+                            exact = _type(args[0]) is dispatch_key and (
+                                _len(args) < 2 or _type(args[1]) is bool
+                            )
+                            hides = not exact or (args[0] in python_keys and (_len(args) < 2 or args[1]))
+                        except _BaseException:
+                            hides = True
+                    else:
+                        hides = fname != "_pop_torch_dispatch_stack"
+                    if hides:
+                        why = f"switched off the op trace (torch._C.{fname})"
                 try:
-                    name = str(func.overloadpacket.__name__)
-                except Exception:  # pragma: no cover - defensive
-                    name = "?"
-                names[id(func)] = name
-                keep.append(func)
-            record = records.get(id(self))
-            if record is not None:
-                record[0].add(name)
-                record[1] += 1
-            if types and (len(types) > 1 or types[0] is not plain):
-                hit("a tensor subclass handled torch ops itself (__torch_dispatch__), untraced")
-            op = func._op
-            if type(op) is not builtin_function:
-                hit(f"the torch op {name} was replaced by Python code")
-            return op(*args, **kwargs) if kwargs else op(*args)
+                    value = original(*args, **kwargs)
+                except _BaseException as e:
+                    reply = (False, e)
+                else:
+                    if armed is not None and fname == "_pop_torch_dispatch_stack" and value is armed:
+                        why = "switched off the op trace (popped it off torch's dispatch-mode stack)"
+                    reply = (True, value)
+                if why is not None and why not in hits:
+                    hits.append(why)
+            elif master is not None and head is master:
+                command = msg[1]
+                if command == "arm":
+                    armed, ops, count, hits = msg[2], _set(), 0, []
+                    reply = (True, None)
+                elif command == "count":
+                    reply = (True, count)
+                elif command == "finish":
+                    reply = (True, (_sorted(ops), count, _list(hits)))
+                    armed, ops, count, hits = None, _set(), 0, []
+                elif command == "watch":
+                    for op_name in msg[2]:
+                        if _type(op_name) is not str:
+                            continue
+                        try:
+                            packet = getattr(aten, op_name)
+                            overloads = [getattr(packet, o) for o in packet.overloads()]
+                        except (AttributeError, RuntimeError):
+                            continue
+                        for overload in overloads:
+                            names[_id(overload)] = op_name
+                            keep.append(overload)
+                    reply = (True, None)
+                elif command == "release":
+                    master, armed = None, None
+                    reply = (True, None)
+                else:
+                    reply = (False, _LookupError(command))
+            elif head is claim_tag and master is None and _len(msg) == 2:
+                master = msg[1]
+                reply = (True, True)
+            elif head is install_tag and not originals:
+                originals = dict(msg[1])
+                reply = (True, True)
+            else:
+                reply = (True, False)
+        except _BaseException as e:
+            if armed is not None:
+                why = "the op trace received a message it could not read"
+                if why not in hits:
+                    hits.append(why)
+            reply = (False, e)
 
-    def arm(trace: OpTrace) -> Any:
-        """Start watching a call traced by ``trace``; returns the key the other functions need."""
-        interloper = armed[0] is not None  # only the grader arms, and never twice
-        key = object()
-        keys[id(trace)] = key
-        armed[0] = id(trace)
-        hits.clear()
-        if interloper:
-            hits.append("the grader's op trace was tampered with (armed from outside the grader)")
-        return key
 
-    def owner(trace: OpTrace, key: Any) -> bool:
-        if keys.get(id(trace)) is key:
-            return True
-        hit("the grader's op trace was tampered with (its record was asked for without its key)")
-        return False
+_VAULT = _vault_loop()
+next(_VAULT)
+_VAULT_SEND = _VAULT.send
 
-    def disarm(trace: OpTrace, key: Any) -> list[str]:
-        if not owner(trace, key):
-            return []
-        armed[0] = None
-        found = list(hits)
-        hits.clear()
-        return found
 
-    def take(trace: OpTrace, key: Any) -> tuple[set[str], int]:
-        if not owner(trace, key):
-            return set(), 0
-        keys.pop(id(trace), None)
-        record = records.pop(id(trace), None) or [set(), 0]
-        return set(record[0]), int(record[1])
+class _Dispatch(tuple):
+    """``(vault.send, tag)``: the trace's __torch_dispatch__; tells the vault, then runs the op's C entry point."""
 
-    def count(trace: OpTrace, key: Any) -> int:
-        record = records.get(id(trace)) if owner(trace, key) else None
-        return int(record[1]) if record else 0
+    __slots__ = ()
 
-    def watch(op_names: Any) -> None:
-        """Remember the OpOverload objects of these aten ops (before any student code runs)."""
-        for name in op_names:
-            if not isinstance(name, str):
-                continue
-            try:
-                packet = getattr(torch.ops.aten, name)
-                overloads = [getattr(packet, o) for o in packet.overloads()]
-            except (AttributeError, RuntimeError):
-                continue
-            for overload in overloads:
-                names[id(overload)] = name
-                keep.append(overload)
+    def __call__(self, mode: Any, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        ok, op = self[0]((self[1], mode, func, types))
+        if not ok:
+            raise op
+        if kwargs:
+            return op(*args, **kwargs)
+        return op(*args)
 
-    installed: list[bool] = [False]
 
-    def install() -> None:
-        """Wrap torch's private switches that can hide ops from the trace (call in the fork-server).
+class _Call(tuple):
+    """``(vault.send, tag, name)``: stands in for one of torch's private switches; the vault calls it."""
 
-        While a call is traced, popping its trace off the dispatch-mode stack (other than to print
-        a tensor), excluding the Python dispatch key, or redispatching an op below it marks the
-        call as untraced. Outside a call the wrappers only pass through. Every module that
-        imported one of the originals by name gets the wrapper too.
-        """
-        if installed[0]:
-            return
-        installed[0] = True
-        C = torch._C
-        python_keys = (C.DispatchKey.Python, C.DispatchKey.PythonTLSSnapshot)
-        getframe = sys._getframe
-        import importlib
+    __slots__ = ()
 
-        tensor_str = importlib.import_module("torch._tensor_str")
-        python_dispatch = importlib.import_module("torch.utils._python_dispatch")
-        printing = tensor_str._str.__code__
-        plumbing = (python_dispatch.__file__, contextlib_file)
-        pop = C._pop_torch_dispatch_stack
-        # print(tensor) switches the trace off while torch formats the tensor; what runs then must
-        # be torch's own code, as it was before any student code was loaded.
-        printing_path = [
-            (torch.__dict__, False),
-            (tensor_str.__dict__, False),
-            (python_dispatch.__dict__, False),
-            (contextlib.__dict__, False),
-            (math.__dict__, False),
-            (vars(tensor_str._Formatter), True),
-            (vars(torch.Tensor), True),
-            (vars(contextlib._GeneratorContextManager), True),
-        ]
-        printing_snapshot: list[tuple[Any, list[tuple[str, Any]], bool]] = []  # filled in at the end
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        ok, value = self[0]((self[1], self[2], args, kwargs))
+        if not ok:
+            raise value
+        return value
 
-        def printing_intact() -> bool:
-            for space, pairs, exact in printing_snapshot:
-                if exact and len(space) != len(pairs):
-                    return False
-                get = space.get
-                for name, value in pairs:
-                    if get(name, keep) is not value:
-                        return False
-            return True
 
-        def printing_a_tensor(frame: Any) -> bool:
-            while frame is not None and frame.f_code.co_filename in plumbing:
-                frame = frame.f_back
-            return frame is not None and frame.f_code is printing
+class _Method(_Call):
+    """``(vault.send, tag, name, MethodType)``: a _Call that binds like a method."""
 
-        def _pop_torch_dispatch_stack(*args: Any, **kwargs: Any) -> Any:
-            mode = pop(*args, **kwargs)
-            if armed[0] is not None and id(mode) == armed[0]:
-                if not printing_a_tensor(getframe(1)):
-                    hit("switched off the op trace (popped it off torch's dispatch-mode stack)")
-                elif not printing_intact():
-                    hit("switched off the op trace (to print a tensor, with torch's printing code modified)")
-            return mode
+    __slots__ = ()
 
-        def excludes_python(keys: Any = None, *rest: Any, **kw: Any) -> bool:
-            try:
-                return any(keys.has(k) for k in python_keys)
-            except Exception:
-                return True
+    def __get__(self, obj: Any, owner: Any = None) -> Any:
+        if obj is None:
+            return self
+        return self[3](self, obj)
 
-        def key_is_python(key: Any = None, value: Any = True, *rest: Any, **kw: Any) -> bool:
-            return key in python_keys and bool(value)
 
-        def always(*args: Any, **kwargs: Any) -> bool:
-            return True
+_DISPATCH = _Dispatch((_VAULT_SEND, _OP))
 
-        def guard(name: str, original: Any, hides: Callable[..., bool]) -> Any:
-            def wrapper(*args: Any, **kwargs: Any) -> Any:
-                if armed[0] is not None and hides(*args, **kwargs):
-                    hit(f"switched off the op trace (torch._C.{name})")
-                return original(*args, **kwargs)
 
-            wrapper.__name__ = wrapper.__qualname__ = name
-            return wrapper
+def _dispatch_of(mode: Any, _bind: Any = types.MethodType, _dispatch: Any = _DISPATCH) -> Any:
+    return _bind(_dispatch, mode)
 
-        wrapped: dict[int, Any] = {id(pop): _pop_torch_dispatch_stack}
-        originals: dict[str, Any] = {"_pop_torch_dispatch_stack": pop}
-        for name, hides in (
-            ("_ExcludeDispatchKeyGuard", excludes_python),
-            ("ExcludeDispatchKeyGuard", excludes_python),
-            ("_SetExcludeDispatchKeyGuard", key_is_python),
-            ("_dispatch_tls_set_dispatch_key_excluded", key_is_python),
-            ("_ForceDispatchKeyGuard", always),
-            ("_DisableTorchDispatch", always),
-        ):
-            original = getattr(C, name, None)
-            if original is not None:
-                originals[name] = original
-                wrapped.setdefault(id(original), guard(name, original, hides))
-        for name, original in originals.items():
+
+class OpTrace(TorchDispatchMode):
+    """Records the names of the aten ops a call runs (how forbidden calls are found, whatever the spelling).
+
+    Watched ops get their names from a map built before any student code ran, so renaming an op
+    object does not hide it. The op runs through its C entry point (``func._op``), never through
+    Python a student could patch: such code would run while this mode is off the stack, that is,
+    untraced. ``__torch_dispatch__`` is a property, so an instance attribute cannot shadow it.
+    """
+
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        return False  # no torch._dynamo wrapper: importing it costs ~1 s in every fresh worker
+
+    __torch_dispatch__ = property(_dispatch_of)
+
+
+def claim() -> Callable[..., Any] | None:
+    """Take this process's vault; returns ``admin(command, ...)``, or None if it is already taken.
+
+    Keep the returned function in local variables only: it is the master key.
+    """
+    send, master = _VAULT_SEND, object()
+    try:
+        ok, taken = send((_CLAIM, master))
+    except BaseException:
+        return None
+    if not (ok and taken):
+        return None
+
+    def admin(*msg: Any) -> Any:
+        try:
+            ok, value = send((master, *msg))
+        except BaseException as e:
+            raise TraceLost(f"the grader's op trace was stopped ({type(e).__name__})") from None
+        if not ok:
+            raise TraceLost(f"the grader's op trace refused the grader ({type(value).__name__})")
+        return value
+
+    return admin
+
+
+_LOCAL: list[Callable[..., Any]] = []  # the in-process path's claim (grader.testing): not a sandbox
+
+
+def local_admin() -> Callable[..., Any] | None:
+    """The vault's admin for in-process use (tests, instructors trying a spec), claimed once."""
+    if not _LOCAL:
+        admin = claim()
+        if admin is None:
+            return None
+        _LOCAL.append(admin)
+    return _LOCAL[0]
+
+
+_IMMUTABLE_TYPE = 1 << 8  # Py_TPFLAGS_IMMUTABLETYPE
+
+
+def _seal(cls: type) -> bool:
+    """Make a class immutable, as built-in types are (no attribute can be set or replaced on it)."""
+    import ctypes
+
+    flags = cls.__flags__
+    base = id(cls)
+    for offset in range(8 * 10, 8 * 40, 8):  # tp_flags sits a few pointers into PyTypeObject
+        word = ctypes.c_ulong.from_address(base + offset)
+        if word.value == flags:
+            word.value = flags | _IMMUTABLE_TYPE
+            return bool(cls.__flags__ & _IMMUTABLE_TYPE)
+    return False
+
+
+def install_tripwires() -> None:
+    """Seal the trace and route torch's private switches through the vault (call in the fork-server).
+
+    While a call is traced, popping its trace off the dispatch-mode stack, excluding the Python
+    dispatch key, or redispatching an op below it marks the call as untraced. Outside a call the
+    wrappers only pass through. Every module that imported one of the originals by name gets the
+    wrapper too. print(tensor) no longer switches dispatch modes off: the trace records torch's
+    formatting ops like any others.
+    """
+    if _LOCAL:  # this process graded in-process before it became a fork-server: hand the vault back
+        _LOCAL.pop()("release")
+    C = torch._C
+    originals: dict[str, Any] = {}
+    wrapped: dict[int, Any] = {}
+    for name in (
+        "_pop_torch_dispatch_stack",
+        "_ExcludeDispatchKeyGuard",
+        "ExcludeDispatchKeyGuard",
+        "_SetExcludeDispatchKeyGuard",
+        "_dispatch_tls_set_dispatch_key_excluded",
+        "_ForceDispatchKeyGuard",
+        "_DisableTorchDispatch",
+    ):
+        original = getattr(C, name, None)
+        if original is None or isinstance(original, _Call):
+            continue
+        originals[name] = original
+        wrapped.setdefault(id(original), _Call((_VAULT_SEND, _CALL, name)))
+    handle = getattr(C, "_DispatchOperatorHandle", None)
+    redispatch = getattr(handle, "redispatch_boxed", None)
+    if redispatch is not None and not isinstance(redispatch, _Call):
+        originals["redispatch_boxed"] = redispatch
+    ok, installed = _VAULT_SEND((_INSTALL, originals))
+    if not (ok and installed):
+        return  # installed before (this process was forked from a fork-server)
+    for name, original in originals.items():
+        if name != "redispatch_boxed":
             setattr(C, name, wrapped[id(original)])
-        kept = list(originals.values())
-        for module in list(sys.modules.values()):
-            namespace = getattr(module, "__dict__", None)
-            if not isinstance(namespace, dict):
-                continue
-            for key, value in list(namespace.items()):
-                new = wrapped.get(id(value))
-                if new is not None and any(value is o for o in kept):
-                    namespace[key] = new
+    if redispatch is not None and "redispatch_boxed" in originals:
+        with contextlib.suppress(TypeError, AttributeError):
+            handle.redispatch_boxed = _Method((_VAULT_SEND, _CALL, "redispatch_boxed", types.MethodType))  # type: ignore[union-attr]
+    kept = [o for n, o in originals.items() if n != "redispatch_boxed"]
+    for module in list(sys.modules.values()):
+        namespace = getattr(module, "__dict__", None)
+        if not isinstance(namespace, dict):
+            continue
+        for key, value in list(namespace.items()):
+            new = wrapped.get(id(value))
+            if new is not None and any(value is o for o in kept):
+                namespace[key] = new
 
-        printing_snapshot.extend((space, list(space.items()), exact) for space, exact in printing_path)
+    import importlib
 
-        handle = getattr(C, "_DispatchOperatorHandle", None)
-        redispatch = getattr(handle, "redispatch_boxed", None)
-        if redispatch is not None:
+    tensor_str = importlib.import_module("torch._tensor_str")
+    intern, no_grad, no_functorch = tensor_str._str_intern, torch.no_grad, C._DisableFuncTorch
 
-            def redispatch_boxed(self: Any, *args: Any, **kwargs: Any) -> Any:
-                hit("switched off the op trace (redispatched an op below it)")
-                return redispatch(self, *args, **kwargs)
+    def _str(self: Any, *, tensor_contents: Any = None) -> str:
+        with no_grad():
+            guard = no_functorch()  # noqa: F841 - held for the formatting
+            return str(intern(self, tensor_contents=tensor_contents))
 
-            try:
-                handle.redispatch_boxed = redispatch_boxed  # type: ignore[union-attr]
-            except (TypeError, AttributeError):  # pragma: no cover - an immutable type in some torch
-                pass
-
-    return OpTrace, arm, disarm, take, count, watch, install
-
-
-OpTrace, _arm, _disarm, _take, _count, watch_ops, install_tripwires = _make_tracer()
+    tensor_str._str = _str  # type: ignore[attr-defined]
+    for cls in (OpTrace, TorchDispatchMode, _Dispatch, _Call, _Method):
+        _seal(cls)
 
 
-def _python_threads() -> int:
-    return len(_current_frames())
+def _python_threads(_count: Callable[[], int] = _thread._count) -> int:
+    return 1 + _count()
 
 
 def _last_pid(pid_namespace: bool) -> bytes:
@@ -501,9 +652,19 @@ def _hooked() -> bool:
     """Remove a tracing or profiling hook (it would see, and could change, the runner's frames)."""
     if _gettrace() is None and _getprofile() is None:
         return False
-    _settrace(None)
-    _setprofile(None)
+    with contextlib.suppress(IntrospectionBlocked):  # in a worker, no hook can have been set
+        _settrace(None)
+        _setprofile(None)
     return True
+
+
+def _tell(admin: Any, hits: list[str], *msg: Any) -> Any:
+    """One command to the vault; if it is gone, say so in ``hits`` and return None."""
+    try:
+        return admin(*msg)
+    except TraceLost as e:
+        hits.append(str(e))
+        return None
 
 
 def call_case(
@@ -516,8 +677,11 @@ def call_case(
     traced: bool = True,
     prebuilt: dict[int, torch.Tensor] | None = None,
     shared: dict[int, torch.Tensor] | None = None,
+    admin: Callable[..., Any] | None = None,
 ) -> tuple[dict[str, Any], list[bytes]]:
     """Call ``fn`` on one decoded case; return the result header and its blobs.
+
+    ``admin`` is the op trace's master key (``claim``; in-process, ``local_admin`` is used).
 
     With ``traced`` (the exercise forbids some ops) the call runs under the op trace, and the
     header says ``"untraced"`` (and why) when the trace cannot vouch for it; with
@@ -547,13 +711,16 @@ def call_case(
         before = _snapshot(args) if prebuilt is None else _pristine(case["args"], prebuilt)
     if traced and _python_threads() > 1:
         hits.append("another thread was running (code in other threads is not traced)")
-    trace = OpTrace() if traced else None
+    if traced and admin is None:
+        admin = local_admin()
+        if admin is None:
+            hits.append("the grader's op trace is held by other code")
+    trace = OpTrace() if traced and admin is not None else None
     out_blobs: list[bytes] = []
     value: Any = None
-    key: Any = None
     if trace is not None:
         _push_mode(trace)
-        key = _arm(trace)
+        _tell(admin, hits, "arm", trace)
     last_pid = _last_pid(pid_namespace and traced)
     start = _monotonic()
     try:
@@ -592,10 +759,15 @@ def call_case(
                     result["grad"], result["grad_error"] = None, "the result was too large to send"
         if trace is not None:
             with _NoTorchFunction():
-                seen = _count(trace, key)
-                _neg(_CANARY)
+                seen = _tell(admin, hits, "count")
+                try:
+                    _neg(_CANARY)
+                except BaseException:  # the vault is gone: every op under the trace fails
+                    seen = None
                 depth = _mode_depth()
-                alive = _count(trace, key) > seen and depth >= 1 and _mode_at(depth - 1) is trace
+                after = _tell(admin, hits, "count") if seen is not None else None
+                alive = seen is not None and after is not None and after > seen
+                alive = alive and depth >= 1 and _mode_at(depth - 1) is trace
             if not alive:
                 hits.append("the op trace was switched off")
             if last_pid != _last_pid(pid_namespace):
@@ -603,19 +775,25 @@ def call_case(
             elif _python_threads() > 1 and not any("thread" in h for h in hits):
                 hits.append("another thread was running (code in other threads is not traced)")
     finally:
+        ops: list[str] = []
         if trace is not None:
-            hits += _disarm(trace, key)
-            while _mode_depth():
-                if _pop_mode(None) is trace:
-                    break
+            record = _tell(admin, hits, "finish")
+            if record is not None:
+                ops, _, trace_hits = record
+                hits += trace_hits
+            try:
+                while _mode_depth():
+                    if _pop_mode(None) is trace:
+                        break
+            except BaseException:  # the vault behind the wrapper is gone: already reported
+                hits.append("the grader's op trace was stopped")
         if gc_was_on:
             _gc_enable()
-    ops = _take(trace, key)[0] if trace is not None else set()
     header = {
         "op": "case",
         "id": case["id"],
         "result": result,
-        "ops": sorted(ops)[:MAX_OPS],
+        "ops": list(ops)[:MAX_OPS],
         "seconds": round(elapsed, 6),
     }
     if hits:
@@ -624,7 +802,11 @@ def call_case(
 
 
 def _gradient(
-    value: Any, leaf: torch.Tensor, grad_output: Any, blobs: list[bytes], student_files: set[str]
+    value: Any,
+    leaf: torch.Tensor,
+    grad_output: Any,
+    blobs: list[bytes],
+    student_files: set[str],
 ) -> tuple[Any, str | None]:
     if type(value) is not _Tensor:
         return None, "the result is not a tensor"
@@ -653,20 +835,63 @@ def _flush() -> None:
             pass
 
 
+def _own_functions() -> list[types.FunctionType]:
+    """This module's functions and the methods of its classes."""
+    found: list[types.FunctionType] = []
+    for value in list(globals().values()):
+        if isinstance(value, types.FunctionType) and value.__module__ == __name__:
+            found.append(value)
+        elif isinstance(value, type) and value.__module__ == __name__:
+            for member in vars(value).values():
+                inner = getattr(member, "__func__", None) or getattr(member, "fget", None) or member
+                if isinstance(inner, types.FunctionType):
+                    found.append(inner)
+    return found
+
+
+def _private_namespace() -> dict[str, Any]:
+    """A copy of this module's namespace whose functions look their globals up in the copy.
+
+    Student code can rebind this module's attributes (``grader.runner.call_case = ...``), but not
+    what the copies see: nothing it can reach refers to the copy or to them.
+    """
+    private = dict(globals())
+    for name, value in list(private.items()):
+        if isinstance(value, types.FunctionType) and value.__module__ == __name__:
+            copy = types.FunctionType(
+                value.__code__, private, value.__name__, value.__defaults__, value.__closure__
+            )
+            copy.__kwdefaults__ = dict(value.__kwdefaults__) if value.__kwdefaults__ else None
+            private[name] = copy
+    return private
+
+
 def serve(sock: socket.socket, layers: tuple[str, ...] = ()) -> NoReturn:
+    """Run the worker's loop (``_serve``) from a private copy of this module (before any student code)."""
+    private = _private_namespace()
+    copies = [v for v in private.values() if isinstance(v, types.FunctionType)]
+    private["_serve"](sock, layers, frozenset(_own_functions()) | frozenset(copies))
+    _exit(0)  # pragma: no cover - _serve never returns
+
+
+def _serve(sock: socket.socket, layers: tuple[str, ...], protected: frozenset[Any]) -> NoReturn:
     """The worker's loop: answer load/run requests until told to exit (or the parent goes away).
 
     Everything the loop uses is bound here, before any student code runs. The parent's first
     request carries a token (and the names of the ops to watch); every reply carries the token
     back, so bytes a student writes straight into the connection are never taken for a reply.
     Before each reply the loop checks that its own code, the codec, builtins and the op trace
-    are unpatched; if not, the case is reported as untraced.
+    are unpatched; if not, the case is reported as untraced. The op trace's master key
+    (``admin``) lives only in this function's variables and is passed down as an argument: no
+    object student code can reach refers to it (only a frame does: see the README's Security).
     """
     pid_namespace = _getpid() == 1
     changed = _make_integrity_check()
     send = wire.frame_sender(sock)
     recv = wire.frame_receiver(sock)
-    run_case, describe, load, watch, exit_now = call_case, describe_exception, load_units, watch_ops, _exit
+    run_case, describe, load, exit_now = call_case, describe_exception, load_units, _exit
+    admin = claim()
+    install_audit_hook(protected)
     modules: dict[str, types.ModuleType] = {}
     student_files: set[str] = set()
     token = ""
@@ -686,7 +911,9 @@ def serve(sock: socket.socket, layers: tuple[str, ...] = ()) -> NoReturn:
             exit_now(0)
         if not token:
             token = str(header.pop("token", ""))
-            watch(header.pop("watch", None) or ())
+            if admin is not None:
+                with contextlib.suppress(TraceLost):
+                    admin("watch", list(header.pop("watch", None) or ()))
         op = header.get("op")
         if op == "exit":
             _flush()
@@ -726,6 +953,7 @@ def serve(sock: socket.socket, layers: tuple[str, ...] = ()) -> NoReturn:
                     traced=traced,
                     prebuilt=prebuilt,
                     shared=shared,
+                    admin=admin,
                 )
                 _flush()
                 reply(result, out_blobs)

@@ -191,10 +191,15 @@ EXPECT: dict[str, Expect] = {
         review=True,
     ),
     "forbidden_in_backward.py": Expect({CE: X}, {CE: "F.log_softmax"}),
-    "patch_worker_to_hide_ops.py": Expect({SOFTMAX: X}, {SOFTMAX: "not scored"}, review=True),
+    "patch_worker_to_hide_ops.py": Expect({SOFTMAX: X}, {SOFTMAX: "torch.softmax"}, review=True),
     "patch_json_and_socket.py": Expect({SOFTMAX: X}, {SOFTMAX: "implement it yourself"}, review=True),
-    "patch_torch_printing.py": Expect({SOFTMAX: X}, {SOFTMAX: "printing code modified"}, review=True),
-    "inspect_stack_for_answers.py": Expect({SOFTMAX: F}, {SOFTMAX: "values differ"}, review=True),
+    "patch_torch_printing.py": Expect({SOFTMAX: X}, {SOFTMAX: "torch.softmax"}, review=True),
+    "rebind_runner_internals.py": Expect({SOFTMAX: X}, {SOFTMAX: "torch.softmax"}, review=True),
+    "stop_the_op_trace.py": Expect({SOFTMAX: X}, {SOFTMAX: "op trace was stopped"}, review=True),
+    "pop_trace_via_originals.py": Expect({SOFTMAX: X}, {SOFTMAX: "switched off the op trace"}, review=True),
+    "inspect_stack_for_answers.py": Expect(
+        {SOFTMAX: E}, {SOFTMAX: "gc.get_objects is not allowed in graded code"}, review=True
+    ),
     "forge_replies_via_frames.py": Expect(
         {SOFTMAX: P, BINARY: E},
         {BINARY: "ended the worker"},

@@ -1,7 +1,7 @@
-"""softmax that crashes the interpreter with a segmentation fault."""
+"""softmax that crashes the interpreter with a segmentation fault (reads address 8)."""
 
 import ctypes
 
 
 def softmax(acts, dim=-1):
-    return ctypes.string_at(0)
+    return ctypes.cast(8, ctypes.POINTER(ctypes.c_int64))[0]

@@ -2,8 +2,9 @@
 object the garbage collector knows for a tensor that could be the expected answer (same shape as
 the input, rows summing to 1, not the input itself), and return it.
 
-Must get: losses.softmax FAILED, 0 points: the worker never holds an expected output, only the
-inputs (it finds nothing better than the input, which is wrong).
+Must get: losses.softmax ERROR ("gc.get_objects is not allowed in graded code"), 0 points: the
+worker's audit hook refuses the garbage collector's object lists; and even the frames it can walk
+hold no expected output, only the inputs.
 """
 
 import gc

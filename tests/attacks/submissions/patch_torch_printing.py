@@ -2,9 +2,9 @@
 private printing code at import so that, in that window, it computes the forbidden torch.softmax
 of the input unseen, then print the input and return the stolen result.
 
-Must get: losses.softmax FORBIDDEN ("printing code modified"), 0 points: the worker lets print()
-switch the trace off only while torch's printing code is exactly what it was before any student
-code was loaded.
+Must get: losses.softmax FORBIDDEN (it called torch.softmax), 0 points: in a worker, print()
+no longer switches the op trace off (the trace records torch's formatting ops like any others),
+so whatever runs inside the printing code is traced.
 """
 
 import torch

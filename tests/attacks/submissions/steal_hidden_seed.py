@@ -49,7 +49,11 @@ def softmax(acts, dim=-1):
         for key, value in list(getattr(module, "__dict__", {}).items()):
             if "hidden" in key.lower() and "seed" in key.lower() and isinstance(value, int):
                 found.append(f"{name}.{key}={value}")
-    for obj in gc.get_objects():
+    try:
+        objects = gc.get_objects()
+    except ValueError:  # the worker refuses it; its memory is scanned below all the same
+        objects = []
+    for obj in objects:
         if type(obj).__name__ == "Settings" and getattr(obj, "hidden_seed", None) is not None:
             found.append(f"Settings.hidden_seed={obj.hidden_seed}")
         elif isinstance(obj, dict) and isinstance(obj.get("hidden_seed"), int):
