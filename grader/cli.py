@@ -13,15 +13,16 @@ import threading
 import time
 from pathlib import Path
 
+# numpy's OpenBLAS would start a spinning thread per core in every grading process; the grader's
+# own numerical work is small and torch keeps its own (one-thread) pool. Set before grader.settings
+# is imported: it imports torch, and torch numpy, whose OpenBLAS reads this once, when loaded.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import click
 
 from grader.errors import ExitCode, GraderError, UsageError
 from grader.settings import Settings
 from grader.version import __version__
-
-# numpy's OpenBLAS would start a spinning thread per core in every grading process; the grader's
-# own numerical work is small and torch keeps its own (one-thread) pool
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 DEFAULTS = Settings()
 

@@ -10,6 +10,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import numpy
 import torch
 
 from grader.model import Preview
@@ -113,6 +114,24 @@ def preview(value: Any, marks: torch.Tensor | None = None, focus: tuple[int, ...
 # ----------------------------------------------------------------------------- comparisons
 
 
+def _same_bytes(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """True if ``a`` and ``b`` (real floating, one dtype) have one shape and hold the same bytes.
+
+    Then they are equal entry for entry, nan for nan and inf for inf. numpy compares the bytes
+    several times faster than torch; False also means "not known" (a dtype numpy lacks, strides).
+    """
+    if a.shape != b.shape or a.dtype != b.dtype or not (a.is_contiguous() and b.is_contiguous()):
+        return False
+    try:
+        x = a.numpy().reshape(-1).view(numpy.uint8)
+        y = b.numpy().reshape(-1).view(numpy.uint8)
+    except (TypeError, RuntimeError):
+        return False
+    if x.shape[0] % 8 == 0:
+        x, y = x.view(numpy.uint64), y.view(numpy.uint64)
+    return bool(numpy.equal(x, y).all())
+
+
 def close_mask(got: torch.Tensor, exp: torch.Tensor, tol: Tolerance) -> torch.Tensor:
     """True where ``got`` matches ``exp`` (nan matches nan, inf matches the same inf)."""
     if not (got.is_floating_point() or got.is_complex()) and not (
@@ -123,7 +142,13 @@ def close_mask(got: torch.Tensor, exp: torch.Tensor, tol: Tolerance) -> torch.Te
     common = torch.float32 if got.dtype == exp.dtype == torch.float32 else torch.float64
     g = got.detach().to(common)
     e = exp.detach().to(common)
-    ok = (g - e).abs() <= tol.atol + tol.rtol * e.abs()  # False wherever either side is nan or inf
+    if tol.atol >= 0 and tol.rtol >= 0 and _same_bytes(g, e):
+        # Often so (the student made the same torch calls): then every entry matches.
+        return torch.ones(g.shape, dtype=torch.bool)
+    # |g - e| <= atol + rtol * |e|, computed with two temporaries instead of five (same values)
+    diff = torch.sub(g, e).abs_()
+    bound = e.abs().mul_(tol.rtol).add_(tol.atol)
+    ok = diff <= bound  # False wherever either side is nan or inf
     if bool(ok.all()):
         return ok
     same_nonfinite = (torch.isnan(g) & torch.isnan(e)) | (torch.isinf(g) & torch.isinf(e) & (g == e))

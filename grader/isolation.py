@@ -39,7 +39,17 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
-__all__ = ["Capabilities", "IsolationError", "Limits", "Policy", "enter", "prepare", "probe"]
+__all__ = [
+    "Capabilities",
+    "IsolationError",
+    "Limits",
+    "Policy",
+    "enter",
+    "fork_into_pid_namespace",
+    "prepare",
+    "probe",
+    "reported_signal",
+]
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -309,7 +319,9 @@ def _read_int(path: str, default: int) -> int:
 # enter
 
 
-def enter(policy: Policy, *, capabilities: Capabilities | None = None) -> tuple[str, ...]:
+def enter(
+    policy: Policy, *, capabilities: Capabilities | None = None, pid1: bool = False, alive_fd: int = -1
+) -> tuple[str, ...]:
     """Apply every layer of ``policy`` this machine supports; return the names of those in force.
 
     Call it in the forked worker, after it has called ``setsid()``, redirected stdout/stderr,
@@ -321,6 +333,12 @@ def enter(policy: Policy, *, capabilities: Capabilities | None = None) -> tuple[
     ``capabilities`` replaces :func:`probe`'s answer (tests use it to take the unprivileged
     path as root). Raises :class:`IsolationError` only when a layer failed half-way; a layer
     that cannot start is skipped instead.
+
+    ``pid1`` says the caller is already pid 1 of a pid namespace made for it (its parent forked
+    it with :func:`fork_into_pid_namespace`): then the other namespaces are unshared in place,
+    with no second fork and no supervisor, and :func:`enter` returns in the calling process.
+    ``alive_fd`` is then the read end of a pipe whose write end only the parent holds: after the
+    uid change re-arms the parent-death signal, EOF there means the parent already died.
     """
     caps = capabilities if capabilities is not None else probe()
     layers: list[str] = []
@@ -338,8 +356,17 @@ def enter(policy: Policy, *, capabilities: Capabilities | None = None) -> tuple[
     # The zygote's cached probe() may predate a uid change in the worker: check again.
     is_root = caps.root and os.geteuid() == 0
     root_path = is_root and caps.cap_sys_admin
-    alive_fd = -1
-    if policy.namespaces and caps.namespaces:
+    if pid1 and not root_path:
+        pid1 = False  # only the root path unshares in place; the other one nests a new pid namespace
+    if not pid1 and alive_fd >= 0:
+        os.close(alive_fd)
+        alive_fd = -1
+    if pid1:
+        # Already pid 1 of its own pid namespace, whatever happens to the other namespaces.
+        layers.append("pid-namespace")
+        if policy.namespaces and caps.namespaces:
+            layers += _enter_namespaces_in_place(policy)
+    elif policy.namespaces and caps.namespaces:
         ns_layers, alive_fd = _enter_namespaces(policy, userns=not root_path)
         layers += ns_layers
     in_userns = "user-namespace" in layers
@@ -458,6 +485,8 @@ class _Libc:
         self.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
         self.capset = lib.capset
         self.capset.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+        self.setns = lib.setns
+        self.setns.argtypes = [ctypes.c_int, ctypes.c_int]
 
     def check(self, result: int, what: str) -> None:
         """Raise ``OSError`` with the C errno when a libc call returned -1."""
@@ -525,6 +554,68 @@ def _enter_namespaces(policy: Policy, *, userns: bool) -> tuple[list[str], int]:
     return layers, alive_r
 
 
+def _enter_namespaces_in_place(policy: Policy) -> list[str]:
+    """In pid 1 of a fresh pid namespace (root path): unshare the others and build the new root."""
+    libc = _libc()
+    if libc.unshare(_CLONE_NEWNS | _CLONE_NEWNET | _CLONE_NEWIPC | _CLONE_NEWUTS) != 0:
+        return []
+    layers = ["net-namespace"]
+    libc.sethostname(b"sandbox", 7)  # cosmetic; ignore failure
+    if _build_root(policy, drop_uid=policy.drop_uid):
+        layers.append("mount-allowlist")
+    return layers
+
+
+_own_pid_namespace: int | None = None
+"""An fd of this process's own pid namespace, opened at the first :func:`fork_into_pid_namespace`
+(-1: it cannot be opened)."""
+
+
+def fork_into_pid_namespace() -> int | None:
+    """``os.fork()`` whose child is pid 1 of a new pid namespace; None, and no fork, where not possible.
+
+    The fork-server (root with ``CAP_SYS_ADMIN``) forks each worker this way, and the worker calls
+    :func:`enter` with ``pid1=True``: one fork per worker instead of two. ``unshare(CLONE_NEWPID)``
+    only decides where the *next* child goes, so right after the fork this process points its
+    children back at its own pid namespace (``setns``), and the next call makes a new one again.
+    Elsewhere (no root, or the user-namespace path) it returns None: fork as usual and let
+    :func:`enter` build the namespaces behind a supervisor.
+    """
+    global _own_pid_namespace
+    caps = probe()
+    if not (caps.linux and caps.root and caps.cap_sys_admin and caps.pivot_root and os.geteuid() == 0):
+        return None
+    if _own_pid_namespace is None:
+        try:
+            _own_pid_namespace = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            _own_pid_namespace = -1
+    if _own_pid_namespace < 0:
+        return None
+    libc = _libc()
+    if libc.unshare(_CLONE_NEWPID) != 0:
+        return None
+    pid = -1
+    try:
+        pid = os.fork()
+    finally:
+        if pid != 0 and libc.setns(_own_pid_namespace, _CLONE_NEWPID) != 0:
+            err = libc.ctypes.get_errno()
+            raise IsolationError(f"cannot return to this process's pid namespace: {os.strerror(err)}")
+    return pid
+
+
+def reported_signal(sig: int, cpu_seconds_used: float, cpu_limit: int) -> int:
+    """The signal to report for pid 1 of a pid namespace that ended by ``sig``.
+
+    pid 1 ignores SIGXCPU, so RLIMIT_CPU ends it with the hard limit's SIGKILL: report SIGXCPU
+    then, as the process would have died of it anywhere else.
+    """
+    if sig == signal.SIGKILL and cpu_seconds_used >= cpu_limit - 0.25:
+        return int(signal.SIGXCPU)
+    return sig
+
+
 def _write(path: str, text: str) -> None:
     fd = os.open(path, os.O_WRONLY)
     try:
@@ -551,11 +642,7 @@ def _supervise(pid: int, *, keep_fd: int, cpu_seconds: int) -> NoReturn:
             except InterruptedError:
                 continue
         if os.WIFSIGNALED(status):
-            sig = os.WTERMSIG(status)
-            # pid 1 of a pid namespace ignores SIGXCPU, so RLIMIT_CPU ends it with the hard
-            # limit's SIGKILL. Report what happened instead.
-            if sig == signal.SIGKILL and usage.ru_utime + usage.ru_stime >= cpu_seconds - 0.25:
-                sig = signal.SIGXCPU
+            sig = reported_signal(os.WTERMSIG(status), usage.ru_utime + usage.ru_stime, cpu_seconds)
             if sig not in (signal.SIGKILL, signal.SIGSTOP):
                 signal.signal(sig, signal.SIG_DFL)
             signal.pthread_sigmask(signal.SIG_UNBLOCK, [sig])

@@ -91,9 +91,15 @@ class ExitInfo:
         return "the process ended"
 
 
-def _status_dict(status: int, killed: bool) -> dict[str, Any]:
+def _status_dict(
+    status: int, killed: bool, cpu_used: float = 0.0, pid1_cpu_limit: int | None = None
+) -> dict[str, Any]:
     if os.WIFSIGNALED(status):
-        return {"signal": os.WTERMSIG(status), "killed": killed}
+        sig = os.WTERMSIG(status)
+        isolation = sys.modules.get("grader.isolation")
+        if pid1_cpu_limit is not None and isolation is not None:
+            sig = isolation.reported_signal(sig, cpu_used, pid1_cpu_limit)
+        return {"signal": sig, "killed": killed}
     return {"exitcode": os.WEXITSTATUS(status), "killed": killed}
 
 
@@ -133,11 +139,12 @@ def _basic_limits(policy: dict[str, Any]) -> tuple[str, ...]:
     return ("rlimits",) if done else ()
 
 
-def _isolate(policy: dict[str, Any]) -> tuple[str, ...]:
+def _isolate(policy: dict[str, Any], *, pid1: bool = False, alive_fd: int = -1) -> tuple[str, ...]:
     """Apply the isolation layers (grader.isolation) or, where unavailable, rlimits only.
 
     ``isolate: False`` (``Settings.isolation = "minimal"``) keeps rlimits and the scrubbed
-    environment block but skips namespaces, the uid change and seccomp.
+    environment block but skips namespaces, the uid change and seccomp. ``pid1``: the fork-server
+    forked this worker as pid 1 of a new pid namespace (``alive_fd``: see isolation.enter).
     """
     isolation = sys.modules.get("grader.isolation")
     if isolation is None:
@@ -146,11 +153,13 @@ def _isolate(policy: dict[str, Any]) -> tuple[str, ...]:
     limits = isolation.Limits(**{k: v for k, v in policy.get("limits", {}).items() if k in known})
     if not policy.get("isolate", True):
         bare = isolation.Policy(limits=limits, namespaces=False, seccomp=False, drop_uid=None)
-        return tuple(isolation.enter(bare))
-    return tuple(isolation.enter(isolation.Policy(limits=limits)))
+        return tuple(isolation.enter(bare, pid1=pid1, alive_fd=alive_fd))
+    return tuple(isolation.enter(isolation.Policy(limits=limits), pid1=pid1, alive_fd=alive_fd))
 
 
-def _worker_main(sock_fd: int, out_fd: int, tmpdir: str, policy: dict[str, Any]) -> NoReturn:
+def _worker_main(
+    sock_fd: int, out_fd: int, tmpdir: str, policy: dict[str, Any], *, pid1: bool = False, alive_fd: int = -1
+) -> NoReturn:
     """Runs in the freshly forked worker: set up the process, isolate it, then serve the parent."""
     try:
         os.setsid()
@@ -159,7 +168,7 @@ def _worker_main(sock_fd: int, out_fd: int, tmpdir: str, policy: dict[str, Any])
         os.dup2(out_fd, 2)
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
-        keep = sorted({0, 1, 2, sock_fd})
+        keep = sorted({0, 1, 2, sock_fd} | ({alive_fd} if pid1 and alive_fd >= 0 else set()))
         low = 3
         for fd in keep:
             if fd >= low:
@@ -173,7 +182,7 @@ def _worker_main(sock_fd: int, out_fd: int, tmpdir: str, policy: dict[str, Any])
         os.chdir(tmpdir)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        layers = ("process", *_isolate(policy))
+        layers = ("process", *_isolate(policy, pid1=pid1, alive_fd=alive_fd if pid1 else -1))
         here = os.getcwd()  # isolation may have moved the worker into a new root
         os.environ.update({"HOME": here, "TMPDIR": here, "MPLCONFIGDIR": here})
         from grader import runner
@@ -306,18 +315,49 @@ def zygote_main(ctrl: socket.socket) -> NoReturn:
         ctrl.send(json.dumps(reply).encode())
 
 
+#: Workers forked as pid 1 of their own pid namespace -> their CPU-seconds limit (see _status_dict).
+_pid1_cpu_limits: dict[int, int] = {}
+#: (read end, write end) of a pipe only the fork-server writes to: a worker forked as pid 1 keeps
+#: the read end, where EOF means the fork-server died (see isolation.enter's alive_fd).
+_alive_pipe: tuple[int, int] | None = None
+
+
+def _forget(pid: int, children: dict[int, str]) -> None:
+    _pid1_cpu_limits.pop(pid, None)
+    shutil.rmtree(children.pop(pid, ""), ignore_errors=True)
+
+
+def _ended(pid: int, status: int, usage: Any, killed: bool) -> dict[str, Any]:
+    cpu = usage.ru_utime + usage.ru_stime
+    return _status_dict(status, killed=killed, cpu_used=cpu, pid1_cpu_limit=_pid1_cpu_limits.get(pid))
+
+
 def _kill_and_reap(pid: int, children: dict[int, str]) -> dict[str, Any]:
     with contextlib.suppress(OSError):
         os.killpg(pid, signal.SIGKILL)
     with contextlib.suppress(OSError):
         os.kill(pid, signal.SIGKILL)
     try:
-        _, status = os.waitpid(pid, 0)
-        info = _status_dict(status, killed=True)
+        _, status, usage = os.wait4(pid, 0)
+        info = _ended(pid, status, usage, killed=True)
     except ChildProcessError:
         info = {"killed": True}
-    shutil.rmtree(children.pop(pid, ""), ignore_errors=True)
+    _forget(pid, children)
     return info
+
+
+def _fork_worker(policy: dict[str, Any]) -> tuple[int, int]:
+    """Fork a worker: (pid, alive fd) — with an alive fd (>= 0), the child is pid 1 of a new pid
+    namespace (root: one fork instead of two, see isolation.fork_into_pid_namespace)."""
+    global _alive_pipe
+    isolation = sys.modules.get("grader.isolation")
+    if policy.get("isolate", True) and isolation is not None:
+        if _alive_pipe is None:
+            _alive_pipe = os.pipe()
+        pid = isolation.fork_into_pid_namespace()
+        if pid is not None:
+            return pid, _alive_pipe[0]
+    return os.fork(), -1
 
 
 def _zygote_op(
@@ -332,16 +372,19 @@ def _zygote_op(
         # Objects that exist now are never collected in the worker: its garbage collector does not
         # walk (and so does not copy, page by page) the memory it shares with the fork-server.
         gc.freeze()
-        pid = os.fork()
+        policy = msg.get("policy", {})
+        pid, alive_fd = _fork_worker(policy)
         if pid == 0:
             try:
                 ctrl.close()
-                _worker_main(fds[0], fds[1], tmpdir, msg.get("policy", {}))
+                _worker_main(fds[0], fds[1], tmpdir, policy, pid1=alive_fd >= 0, alive_fd=alive_fd)
             finally:
                 os._exit(EXIT_WORKER_FAILED)
         for fd in fds:
             os.close(fd)
         children[pid] = tmpdir
+        if alive_fd >= 0:
+            _pid1_cpu_limits[pid] = int(policy.get("limits", {}).get("cpu_seconds", 60))
         return {"pid": pid}
     if op == "kill":
         return _kill_and_reap(int(msg["pid"]), children)
@@ -349,15 +392,16 @@ def _zygote_op(
         pid, deadline = int(msg["pid"]), time.monotonic() + float(msg.get("timeout", 1.0))
         while time.monotonic() < deadline:
             try:
-                done, status = os.waitpid(pid, os.WNOHANG)
+                done, status, usage = os.wait4(pid, os.WNOHANG)
             except ChildProcessError:
-                shutil.rmtree(children.pop(pid, ""), ignore_errors=True)
+                _forget(pid, children)
                 return {}
             if done:
                 with contextlib.suppress(OSError):
                     os.killpg(pid, signal.SIGKILL)  # leftovers in its process group
-                shutil.rmtree(children.pop(pid, ""), ignore_errors=True)
-                return _status_dict(status, killed=False)
+                info = _ended(pid, status, usage, killed=False)
+                _forget(pid, children)
+                return info
             time.sleep(0.002)
         return _kill_and_reap(pid, children)
     if op == "preload":
