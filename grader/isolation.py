@@ -17,7 +17,10 @@ of the layers now in force:
    view of only ``/usr`` and friends, a few ``/etc`` files, the Python prefixes and
    ``sys.path`` (never the grader's repository, the current directory or a folder holding a
    ``solutions/`` directory), ``Policy.readable``, a fresh ``/proc``, four ``/dev`` nodes and a
-   small writable ``/tmp`` whose ``/tmp/work`` becomes the working directory.
+   small writable ``/tmp`` whose ``/tmp/work`` becomes the working directory. As root, the
+   fork-server saves that second fork: it forks the worker straight into a new pid namespace
+   (:func:`fork_into_pid_namespace`), :func:`enter` (``pid1=True``) unshares the other
+   namespaces in place, and the fork-server does the supervisor's waiting and reporting.
 3. Privileges: as root, ``setgroups([])``/``setgid``/``setuid`` to ``Policy.drop_uid``
    (``"uid-65534"``); inside a user namespace, every capability is dropped
    (``"no-capabilities"``).
@@ -62,7 +65,8 @@ class Limits:
     cpu_seconds: int = 60
     """CPU seconds (user + system, all threads). The soft limit sends SIGXCPU; the hard limit,
     one second later, SIGKILL. Inside a pid namespace the worker is pid 1, which ignores
-    SIGXCPU, so it dies at the hard limit; the supervisor then reports SIGXCPU all the same."""
+    SIGXCPU, so it dies at the hard limit; the supervisor (or the fork-server, for a worker it
+    forked as pid 1) then reports SIGXCPU all the same."""
 
     memory_bytes: int = 2 * GiB
     """Address-space headroom: ``RLIMIT_AS`` is set to the worker's current VmSize plus this,
