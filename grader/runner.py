@@ -31,7 +31,6 @@ import types
 from collections.abc import Callable, Generator
 from typing import Any, NoReturn
 
-import numpy
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
@@ -50,12 +49,7 @@ _is_floating_point = _TB.is_floating_point
 _shape_of = vars(_TB)["shape"].__get__
 _dtype_of = vars(_TB)["dtype"].__get__
 _equal = torch.equal
-_is_contiguous = _TB.is_contiguous
-_is_complex = _TB.is_complex
-_to_numpy = _TB.numpy
-_np_equal = numpy.equal
-_np_all = numpy.logical_and.reduce  # C all the way (ndarray.all calls numpy._core._methods)
-_np_uint8, _np_uint32, _np_uint64 = numpy.uint8, numpy.uint32, numpy.uint64
+_same_bytes = wire.same_bytes
 _eq = torch.eq
 _isnan = torch.isnan
 _logical_or = torch.logical_or
@@ -190,6 +184,11 @@ def _vault_loop() -> Generator[Any, Any, None]:
     count = 0
     hits: list[str] = []  # why the call in progress cannot be vouched for
     reply: Any = None
+
+    def hit(why: str) -> None:  # a local of the vault: nothing else refers to it
+        if armed is not None and why not in hits:
+            hits.append(why)
+
     while True:
         msg = yield reply
         reply = None
@@ -211,14 +210,10 @@ def _vault_loop() -> Generator[Any, Any, None]:
                         ops.add(name)
                         count += 1
                     if types and (_len(types) > 1 or types[0] is not plain):
-                        why = "a tensor subclass handled torch ops itself (__torch_dispatch__), untraced"
-                        if why not in hits:
-                            hits.append(why)
+                        hit("a tensor subclass handled torch ops itself (__torch_dispatch__), untraced")
                 op = func._op
-                if _type(op) is not builtin_function and armed is not None:
-                    why = f"the torch op {name} was replaced by Python code"
-                    if why not in hits:
-                        hits.append(why)
+                if _type(op) is not builtin_function:
+                    hit(f"the torch op {name} was replaced by Python code")
                 reply = (True, op)
             elif head is call_tag:
                 _, fname, args, kwargs = msg
@@ -257,8 +252,8 @@ def _vault_loop() -> Generator[Any, Any, None]:
                     if armed is not None and fname == "_pop_torch_dispatch_stack" and value is armed:
                         why = "switched off the op trace (popped it off torch's dispatch-mode stack)"
                     reply = (True, value)
-                if why is not None and why not in hits:
-                    hits.append(why)
+                if why is not None:
+                    hit(why)
             elif master is not None and head is master:
                 command = msg[1]
                 if command == "arm":
@@ -296,10 +291,7 @@ def _vault_loop() -> Generator[Any, Any, None]:
             else:
                 reply = (True, False)
         except _BaseException as e:
-            if armed is not None:
-                why = "the op trace received a message it could not read"
-                if why not in hits:
-                    hits.append(why)
+            hit("the op trace received a message it could not read")
             reply = (False, e)
 
 
@@ -631,28 +623,6 @@ def _renew(
             shared[node["b"]] = _detach(_clone(pristine[node["b"]]))
 
 
-def _same_bytes(a: torch.Tensor, b: torch.Tensor) -> bool:
-    """True if two contiguous tensors of one shape and dtype hold the same bytes (False: not known).
-
-    Equal bytes mean equal values, NaNs in the same places included, for every dtype but the
-    complex ones (whose NaN components ``torch.equal`` never takes as equal). numpy compares them
-    several times faster than ``torch.equal`` (a scalar loop), and outside the op trace.
-    """
-    if _is_complex(a) or not (_is_contiguous(a) and _is_contiguous(b)):
-        return False
-    try:
-        x = _to_numpy(a).reshape(-1).view(_np_uint8)
-        y = _to_numpy(b).reshape(-1).view(_np_uint8)
-        size = x.shape[0]
-        if size % 8 == 0:
-            x, y = x.view(_np_uint64), y.view(_np_uint64)
-        elif size % 4 == 0:
-            x, y = x.view(_np_uint32), y.view(_np_uint32)
-        return bool(_np_all(_np_equal(x, y)))
-    except Exception:  # a dtype numpy does not have, a conjugate/negative view, ...
-        return False
-
-
 def _changed(before: torch.Tensor, after: Any) -> bool:
     try:
         if type(after) is not _Tensor:
@@ -892,6 +862,10 @@ def _private_namespace() -> dict[str, Any]:
             )
             copy.__kwdefaults__ = dict(value.__kwdefaults__) if value.__kwdefaults__ else None
             private[name] = copy
+    # the mutation check's byte comparison lives in grader.wire: give it a snapshot of that
+    # module's namespace too, so rebinding grader.wire's attributes cannot fool it either
+    same = wire.same_bytes
+    private["_same_bytes"] = types.FunctionType(same.__code__, dict(vars(wire)), same.__name__)
     return private
 
 
