@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -29,3 +31,15 @@ def run_grade(*args: str, cwd: Path | None = None, env: dict[str, str] | None = 
     return subprocess.run(
         [GRADE, *args], cwd=cwd or ROOT, env=full_env, capture_output=True, text=True, timeout=timeout
     )
+
+
+def load_module(tmp_path: Path, name: str, text: str):
+    """Write ``text`` (dedented) to ``tmp_path/name.py`` and import it as module ``name``."""
+    path = tmp_path / f"{name}.py"
+    path.write_text(textwrap.dedent(text))
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module

@@ -7,12 +7,9 @@ filter and end to end in test_notebook.py (a real kernel through nbclient).
 from __future__ import annotations
 
 import hashlib
-import importlib.util
-import sys
-import textwrap
-from pathlib import Path
 
 import pytest
+from conftest import load_module
 
 from grader.checker import Checked, check, grade_function, history_units, script_units
 from grader.errors import UsageError
@@ -27,17 +24,6 @@ def softmax(acts, dim=-1):
     e = torch.exp(acts - m)
     return e / e.sum(dim=dim, keepdim=True)
 """
-
-
-def _module(tmp_path: Path, name: str, text: str):
-    path = tmp_path / f"{name}.py"
-    path.write_text(textwrap.dedent(text))
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 # ----------------------------------------------------------------------------- the history filter
@@ -82,7 +68,7 @@ def test_script_units_keep_definitions_under_the_file_name():
 
 
 def test_a_correct_function_passes_and_the_result_is_returned(tmp_path, capsys):
-    mod = _module(tmp_path, "ck_correct", SOFTMAX)
+    mod = load_module(tmp_path, "ck_correct", SOFTMAX)
     result = check(mod.softmax)
     assert result is not None and result.id == "losses.softmax"
     assert result.status is Status.PASSED and result.score == result.max_score == 2
@@ -93,7 +79,7 @@ def test_the_kernels_function_object_is_not_trusted(tmp_path):
     """Graded from its source: patching the live object (or torch's global state) changes nothing."""
     import torch
 
-    mod = _module(tmp_path, "ck_patched", SOFTMAX)
+    mod = load_module(tmp_path, "ck_patched", SOFTMAX)
     mod.softmax.__code__ = (lambda acts, dim=-1: acts).__code__
     old = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
@@ -105,7 +91,7 @@ def test_the_kernels_function_object_is_not_trusted(tmp_path):
 
 
 def test_a_mistake_is_explained_with_its_misconception(tmp_path):
-    mod = _module(
+    mod = load_module(
         tmp_path,
         "ck_wrong",
         """
@@ -124,7 +110,7 @@ def test_a_mistake_is_explained_with_its_misconception(tmp_path):
 
 
 def test_another_name_and_an_explicit_exercise(tmp_path):
-    mod = _module(
+    mod = load_module(
         tmp_path,
         "ck_alias",
         """
@@ -141,14 +127,14 @@ def test_another_name_and_an_explicit_exercise(tmp_path):
 
 
 def test_a_stub_is_not_attempted(tmp_path):
-    mod = _module(tmp_path, "ck_stub", "def softmax(acts, dim=-1):\n    raise NotImplementedError\n")
+    mod = load_module(tmp_path, "ck_stub", "def softmax(acts, dim=-1):\n    raise NotImplementedError\n")
     checked = grade_function(None, mod.softmax)
     assert checked.result.status is Status.NOT_ATTEMPTED and checked.result.score == 0
     assert "not attempted" in checked.text()
 
 
 def test_student_text_is_escaped_in_html(tmp_path):
-    mod = _module(
+    mod = load_module(
         tmp_path,
         "ck_html",
         """
@@ -161,7 +147,7 @@ def test_student_text_is_escaped_in_html(tmp_path):
 
 
 def test_problems_are_raised_outside_ipython(tmp_path):
-    mod = _module(tmp_path, "ck_names", SOFTMAX)
+    mod = load_module(tmp_path, "ck_names", SOFTMAX)
     with pytest.raises(UsageError, match=r"did you mean 'losses\.softmax'"):
         check("losses.sofmax", mod.softmax)
     with pytest.raises(UsageError, match="Give the function too"):
@@ -177,7 +163,7 @@ def test_hidden_cases_run_without_the_seed_reaching_the_worker(tmp_path, monkeyp
     config = tmp_path / "course.toml"
     config.write_text(f"[grading]\nhidden_seed = {seed}\n")
     digest = hashlib.sha256(str(seed).encode()).hexdigest()
-    mod = _module(
+    mod = load_module(
         tmp_path,
         "ck_spy",
         f'''
@@ -252,7 +238,7 @@ def test_hidden_cases_run_without_the_seed_reaching_the_worker(tmp_path, monkeyp
 
 def test_hidden_without_a_seed_is_an_error(tmp_path, monkeypatch):
     monkeypatch.delenv("IMGCLASS_HIDDEN_SEED", raising=False)
-    mod = _module(tmp_path, "ck_noseed", SOFTMAX)
+    mod = load_module(tmp_path, "ck_noseed", SOFTMAX)
     with pytest.raises(UsageError, match="no hidden seed"):
         grade_function(None, mod.softmax, hidden=True)
 

@@ -4,15 +4,12 @@ The real nbgrader CLI runs in test_nbgrader_e2e.py."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-import textwrap
 from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import ROOT, run_grade
+from conftest import ROOT, load_module, run_grade
 
 from grader import nbgrader, notebook, specs
 
@@ -28,17 +25,6 @@ def softmax(acts, dim=-1):
     e = torch.exp(acts - m)
     return e / e.sum(dim=dim, keepdim=True)
 """
-
-
-def _module(tmp_path: Path, name: str, text: str):
-    path = tmp_path / f"{name}.py"
-    path.write_text(textwrap.dedent(text))
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(autouse=True)
@@ -70,7 +56,7 @@ def test_clamp_turns_numpy_and_torch_scalars_into_floats():
 
 
 def test_a_correct_function_gets_its_points_as_a_float_and_stderr_stays_empty(tmp_path, capfd):
-    mod = _module(tmp_path, "nb_correct", SOFTMAX)
+    mod = load_module(tmp_path, "nb_correct", SOFTMAX)
     value = nbgrader.check("losses.softmax", mod.softmax, points=2)
     out, err = capfd.readouterr()
     assert type(value) is float and value == 2.0
@@ -79,13 +65,13 @@ def test_a_correct_function_gets_its_points_as_a_float_and_stderr_stays_empty(tm
 
 
 def test_points_come_from_the_call_or_the_registry(tmp_path):
-    mod = _module(tmp_path, "nb_points", SOFTMAX)
+    mod = load_module(tmp_path, "nb_points", SOFTMAX)
     assert nbgrader.check("losses.softmax", mod.softmax, points=5) == 5.0
     assert nbgrader.check("losses.softmax", mod.softmax) == specs.BY_ID["losses.softmax"].points
 
 
 def test_a_wrong_answer_gets_partial_credit_and_an_explanation(tmp_path, capfd):
-    mod = _module(
+    mod = load_module(
         tmp_path,
         "nb_wrong",
         "def softmax(acts, dim=-1):\n    return acts.exp() / acts.exp().sum(dim, keepdim=True)\n",
@@ -105,7 +91,7 @@ def test_a_wrong_answer_gets_partial_credit_and_an_explanation(tmp_path, capfd):
     ],
 )
 def test_problems_never_raise_and_score_zero(tmp_path, capfd, exercise, fn, message):
-    mod = _module(tmp_path, "nb_problem", SOFTMAX)
+    mod = load_module(tmp_path, "nb_problem", SOFTMAX)
     value = nbgrader.check(exercise, mod.softmax if fn == "fn" else fn, points=2)
     out, err = capfd.readouterr()
     assert type(value) is float and value == 0.0
@@ -114,7 +100,7 @@ def test_problems_never_raise_and_score_zero(tmp_path, capfd, exercise, fn, mess
 
 def test_hidden_without_a_course_config_scores_zero_loudly(tmp_path, capfd, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    mod = _module(tmp_path, "nb_hidden_none", SOFTMAX)
+    mod = load_module(tmp_path, "nb_hidden_none", SOFTMAX)
     value = nbgrader.check("losses.softmax", mod.softmax, points=2, hidden=True)
     out, err = capfd.readouterr()
     assert value == 0.0 and "no hidden seed" in out and err == ""
@@ -125,7 +111,7 @@ def test_hidden_reads_the_seed_from_the_course_config(tmp_path, capfd, monkeypat
     config = tmp_path / "course.toml"
     config.write_text(f"[grading]\nhidden_seed = {seed}\n")
     monkeypatch.setenv("IMGCLASS_COURSE_CONFIG", str(config))
-    mod = _module(
+    mod = load_module(
         tmp_path,
         "nb_hidden",
         "def softmax(acts, dim=-1):\n    return acts.exp() / acts.exp().sum(dim, keepdim=True)\n",
