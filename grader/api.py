@@ -40,7 +40,7 @@ class Grader:
         # One thread in the parent: its tensors are small, and idle OpenMP threads spinning beside the
         # workers on a 2-core machine cost more than they give.
         torch.set_num_threads(1)
-        self.zygote = Zygote.start(mode=mode)
+        self.zygote = Zygote.start(mode=mode, kernel_probes=self.settings.isolation != "minimal")
         self._plan: Plan | None = None
 
     @property

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from grader import static, wire
+from grader import probes, static, wire
 from grader.explain import outcomes_agree
 from grader.model import (
     CaseResult,
@@ -214,6 +214,8 @@ class RawExercise:
     problem_status: Status | None = None
     frames: tuple[Frame, ...] = ()
     untraced: dict[int, str] = field(default_factory=dict)  #: case index -> why its op trace is void
+    #: probed ops the kernel counted while this exercise ran (or while its module was imported)
+    kernel: dict[str, int] = field(default_factory=dict)
 
 
 def _frames(raw: Any) -> tuple[Frame, ...]:
@@ -298,6 +300,23 @@ def execute(
         | {op for ops in settings.forbidden.values() for op in ops}
     )
     results: dict[str, RawExercise] = {}
+    # Kernel probes (grader.probes): hits of the forbidden ops' CPU kernels, counted outside the
+    # worker. Windows are contiguous: every hit lands in the import or the exercise it ran during.
+    probe: Callable[[], dict[str, int]] | None = None
+    mark: dict[str, int] = {}
+    imported_hits: dict[str, dict[str, int]] = {}
+
+    def hits_since_mark() -> dict[str, int]:
+        nonlocal mark
+        if probe is None:
+            return {}
+        now = probe()
+        found, mark = probes.diff(mark, now), now
+        return found
+
+    def add_hits(into: dict[str, int], found: dict[str, int]) -> None:
+        for op, n in found.items():
+            into[op] = into.get(op, 0) + n
 
     def drop_worker(kill: bool) -> None:
         nonlocal worker
@@ -355,6 +374,11 @@ def execute(
                 if hello.get("op") != "hello":
                     raise wire.ProtocolError("the worker did not say hello")
                 layers = tuple(str(x) for x in hello.get("layers", []))[:20]
+                probe = worker.probe
+                if probe is not None:
+                    mark = probe()
+                    if "mount-allowlist" in layers:  # no /proc/self/mem to lift the probes with
+                        layers += (probes.LAYER,)
             if src.key not in loaded:
                 phase = "import"
                 deadline = min(time.monotonic() + settings.import_timeout, budget_end)
@@ -369,6 +393,7 @@ def execute(
                     deadline,
                 )
                 reply, _ = worker.recv(deadline)
+                add_hits(imported_hits.setdefault(src.key, {}), hits_since_mark())
                 if reply.get("op") != "loaded":
                     raise wire.ProtocolError("unexpected reply to load")
                 if not reply.get("ok"):
@@ -388,6 +413,7 @@ def execute(
                     drop_worker(kill=False)  # a fresh worker for other modules: no half-imported state
                     continue
                 loaded.add(src.key)
+            add_hits(raw.kernel, imported_hits.get(src.key, {}))
             phase = "run"
             deadline = min(time.monotonic() + settings.timeout, budget_end)
             # An exercise that forbids nothing has nothing to hide: its calls are not traced.
@@ -457,6 +483,10 @@ def execute(
             raw.problem = (
                 f"the worker's reply was malformed ({e}): did your code write to the grader's channel?"
             )
+        found = hits_since_mark()  # the worker is idle or gone: nothing it runs now is uncounted
+        if phase == "import":
+            add_hits(imported_hits.setdefault(src.key, {}), found)
+        add_hits(raw.kernel, found)
         if internal:
             break
     if not internal:
@@ -543,12 +573,16 @@ def judge(pe: PlannedExercise, raw: RawExercise, settings: Settings) -> Exercise
     failures: list[Failure | None] = []
     forbidden_used: dict[str, str] = {}
     untraced: dict[str, int] = {}  # why a call's op trace is void -> first case
+    # Forbidden kernels the kernel probes counted but no call's op trace reported: the trace was
+    # fooled or bypassed, so no call of this exercise can be vouched for.
+    counted = {op for op, n in raw.kernel.items() if n > 0 and op in pe.forbidden}
+    unreported = {op for op in counted if not any(op in ops for ops in raw.ops)}
     stopped = False
     for i, pc in enumerate(pe.cases):
         got = raw.outcomes[i]
         failure: Failure | None = None
         frames: tuple[Frame, ...] = ()
-        used = raw.ops[i] & pe.forbidden.keys()
+        used = (raw.ops[i] | unreported) & pe.forbidden.keys()
         if got is None:
             if raw.problem_status is not None and not stopped:
                 status, message = raw.problem_status, raw.problem or ""
@@ -620,7 +654,11 @@ def judge(pe: PlannedExercise, raw: RawExercise, settings: Settings) -> Exercise
     message = ""
     if forbidden_used:
         names = "; ".join(dict.fromkeys(forbidden_used.values()))
-        message = f"implement it yourself: your {ex.func} called {names} (seen as aten.{', aten.'.join(sorted(forbidden_used))})"
+        traced = sorted(set(forbidden_used) - unreported)
+        counted_only = sorted(unreported & forbidden_used.keys())
+        how = ["seen as aten." + ", aten.".join(traced)] if traced else []
+        how += ["counted in torch's kernels as aten." + ", aten.".join(counted_only)] if counted_only else []
+        message = f"implement it yourself: your {ex.func} called {names} ({'; '.join(how)})"
     elif untraced:
         message = f"not scored: the grader could not trace what your {ex.func} ran ({next(iter(untraced))})"
     elif status is Status.NOT_ATTEMPTED:

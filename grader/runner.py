@@ -67,7 +67,7 @@ _monotonic = time.monotonic
 _gettrace, _settrace = sys.gettrace, sys.settrace
 _getprofile, _setprofile = sys.getprofile, sys.setprofile
 _gc_enable, _gc_disable, _gc_isenabled = gc.enable, gc.disable, gc.isenabled
-_os_open, _os_read, _os_close, _getpid = os.open, os.read, os.close, os.getpid
+_os_open, _os_read, _os_close, _getpid, _pread = os.open, os.read, os.close, os.getpid, os.pread
 _exit = os._exit
 
 #: Inputs decoded once in the fork-server (grader.sandbox "preload"), inherited by every worker:
@@ -485,10 +485,18 @@ def _python_threads(_count: Callable[[], int] = _thread._count) -> int:
     return 1 + _count()
 
 
-def _last_pid(pid_namespace: bool) -> bytes:
-    """The last pid (or thread id) handed out in this pid namespace; b"" outside of one."""
+def _last_pid(pid_namespace: bool, ns_fd: int = -1) -> bytes:
+    """The last pid (or thread id) handed out in this pid namespace; b"" outside of one.
+
+    ``ns_fd``: an open ``/proc/sys/kernel/ns_last_pid`` (the worker has no /proc of its own).
+    """
     if not pid_namespace:
         return b""
+    if ns_fd >= 0:
+        try:
+            return _pread(ns_fd, 32, 0)
+        except OSError:
+            return b"?"
     try:
         fd = _os_open("/proc/sys/kernel/ns_last_pid", os.O_RDONLY)
         try:
@@ -673,6 +681,7 @@ def call_case(
     student_files: set[str],
     *,
     pid_namespace: bool = False,
+    ns_fd: int = -1,
     traced: bool = True,
     prebuilt: dict[int, torch.Tensor] | None = None,
     shared: dict[int, torch.Tensor] | None = None,
@@ -720,7 +729,7 @@ def call_case(
     if trace is not None:
         _push_mode(trace)
         _tell(admin, hits, "arm", trace)
-    last_pid = _last_pid(pid_namespace and traced)
+    last_pid = _last_pid(pid_namespace and traced, ns_fd)
     start = _monotonic()
     try:
         value = fn(*args, **kwargs)
@@ -769,7 +778,7 @@ def call_case(
                 alive = alive and depth >= 1 and _mode_at(depth - 1) is trace
             if not alive:
                 hits.append("the op trace was switched off")
-            if last_pid != _last_pid(pid_namespace):
+            if last_pid != _last_pid(pid_namespace, ns_fd):
                 hits.append("a thread was started (code in other threads is not traced)")
             elif _python_threads() > 1 and not any("thread" in h for h in hits):
                 hits.append("another thread was running (code in other threads is not traced)")
@@ -869,15 +878,20 @@ def _private_namespace() -> dict[str, Any]:
     return private
 
 
-def serve(sock: socket.socket, layers: tuple[str, ...] = ()) -> NoReturn:
-    """Run the worker's loop (``_serve``) from a private copy of this module (before any student code)."""
+def serve(sock: socket.socket, layers: tuple[str, ...] = (), ns_fd: int = -1) -> NoReturn:
+    """Run the worker's loop (``_serve``) from a private copy of this module (before any student code).
+
+    ``ns_fd``: an open ``/proc/sys/kernel/ns_last_pid`` when the worker has no /proc.
+    """
     private = _private_namespace()
     copies = [v for v in private.values() if isinstance(v, types.FunctionType)]
-    private["_serve"](sock, layers, frozenset(_own_functions()) | frozenset(copies))
+    private["_serve"](sock, layers, frozenset(_own_functions()) | frozenset(copies), ns_fd)
     _exit(0)  # pragma: no cover - _serve never returns
 
 
-def _serve(sock: socket.socket, layers: tuple[str, ...], protected: frozenset[Any]) -> NoReturn:
+def _serve(
+    sock: socket.socket, layers: tuple[str, ...], protected: frozenset[Any], ns_fd: int = -1
+) -> NoReturn:
     """The worker's loop: answer load/run requests until told to exit (or the parent goes away).
 
     Everything the loop uses is bound here, before any student code runs. The parent's first
@@ -953,6 +967,7 @@ def _serve(sock: socket.socket, layers: tuple[str, ...], protected: frozenset[An
                     blobs,
                     student_files,
                     pid_namespace=pid_namespace,
+                    ns_fd=ns_fd,
                     traced=traced,
                     prebuilt=prebuilt,
                     shared=shared,

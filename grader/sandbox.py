@@ -31,7 +31,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
-from grader import wire
+from grader import probes, wire
 
 ENV_ALLOWLIST = ("LANG", "LC_ALL", "TZ")
 SECRET_ENV = ("IMGCLASS_HIDDEN_SEED",)
@@ -195,7 +195,8 @@ def _worker_main(
             )
         os._exit(EXIT_WORKER_FAILED)
     try:
-        runner.serve(sock, layers)
+        isolation = sys.modules.get("grader.isolation")
+        runner.serve(sock, layers, getattr(isolation, "NS_LAST_PID_FD", -1))
     except MemoryError:
         os._exit(EXIT_OUT_OF_MEMORY)
     os._exit(EXIT_WORKER_FAILED)  # pragma: no cover - serve() never returns
@@ -211,6 +212,10 @@ def _preimport() -> None:
     torch.set_num_threads(1)
     with contextlib.suppress(RuntimeError):
         torch.set_num_interop_threads(1)
+    # torch reads /proc/cpuinfo the first time it picks a kernel for this CPU: do it here, since
+    # workers have no /proc (and would print a warning into the student's output)
+    torch.backends.cpu.get_cpu_capability()
+    torch.ones(4).exp().sum()
     import collections  # noqa: F401
     import fractions  # noqa: F401
     import functools  # noqa: F401
@@ -229,6 +234,9 @@ def _preimport() -> None:
     import grader.runner
 
     grader.runner.install_tripwires()  # only in the fork-server and its workers, never in the parent
+    # torch's code can no longer be made writable here or in any worker: the kernel probes'
+    # breakpoints stay where they are (grader.probes)
+    probes.seal_code()
     with contextlib.suppress(ImportError):
         import grader.isolation
 
@@ -467,10 +475,35 @@ class Zygote:
         self._lock = threading.Lock()
         self._ready = False
         self._closed = False
+        #: counts the forbidden ops' kernels run in this fork-server's workers (grader.probes)
+        self.counter: probes.KernelCounter | None = None
+        #: why there is no counter (None when there is one)
+        self.no_probes: str | None = "not started"
+
+    def _start_probes(self) -> None:
+        counter, why = probes.start()
+        if counter is not None:
+            try:
+                counter.adopt(self.pid)  # before it forks any worker: every worker is counted
+            except OSError as e:
+                counter.close()
+                counter, why = None, f"cannot move the fork-server into the probes' cgroup: {e}"
+        self.counter, self.no_probes = counter, why
 
     @classmethod
-    def start(cls, *, mode: str = "auto") -> Zygote:
-        """Start a zygote: ``fork`` (fast, parent must hold no secret), ``spawn``, or ``auto``."""
+    def start(cls, *, mode: str = "auto", kernel_probes: bool = True) -> Zygote:
+        """Start a zygote: ``fork`` (fast, parent must hold no secret), ``spawn``, or ``auto``.
+
+        With ``kernel_probes`` (and where the machine allows it, see :mod:`grader.probes`) the
+        forbidden ops' kernels run by its workers are counted from this process.
+        """
+        zygote = cls._launch(mode)
+        if kernel_probes:
+            zygote._start_probes()
+        return zygote
+
+    @classmethod
+    def _launch(cls, mode: str) -> Zygote:
         if mode == "auto":
             mode = (
                 "fork"
@@ -585,6 +618,8 @@ class Zygote:
                 else:
                     os.kill(self.pid, signal.SIGKILL)
                     os.waitpid(self.pid, 0)
+        if self.counter is not None:  # its cgroup is empty now: remove it with the probes
+            self.counter.close()
 
     def __enter__(self) -> Zygote:
         return self
@@ -655,6 +690,8 @@ class Worker:
         self._sel.register(r, selectors.EVENT_READ, "out")
         self.exit: ExitInfo | None = None
         self.layers: tuple[str, ...] = ()
+        #: hits so far of the probed ops' kernels in the fork-server's cgroup, or None (no probes)
+        self.probe = zygote.counter.read if zygote.counter is not None else None
 
     # -- io
 

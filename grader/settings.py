@@ -67,7 +67,8 @@ class Settings:
     file_size_bytes: int = 16 << 20
     """Largest file a worker may write."""
     isolation: str = "auto"
-    """auto: every layer this machine supports; minimal: process, limits and timeouts only."""
+    """auto: every layer this machine supports; minimal: process, limits and timeouts only (no
+    namespaces, uid change, seccomp or kernel probes)."""
 
     def with_overrides(self, **kwargs: Any) -> Settings:
         return replace(self, **{k: v for k, v in kwargs.items() if v is not None})

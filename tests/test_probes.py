@@ -1,0 +1,98 @@
+"""Kernel probes (grader.probes): the forbidden ops' kernels counted from outside the worker."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+
+import pytest
+import torch
+
+from grader import probes
+
+
+def test_every_probed_kernel_is_found_in_this_torch() -> None:
+    library = probes.torch_library()
+    assert library is not None
+    names = tuple(name for names in probes.PROBES.values() for name in names)
+    found = probes.resolve(library, names)
+    assert sorted(set(names) - set(found)) == []
+    with open(library, "rb") as f:  # each offset is code: not the zeros of a data section
+        for offset in found.values():
+            f.seek(offset)
+            assert f.read(4) != b"\0\0\0\0"
+
+
+def test_resolve_leaves_out_unknown_symbols() -> None:
+    library = probes.torch_library()
+    assert library is not None
+    assert probes.resolve(library, ("no_such_symbol_anywhere",)) == {}
+
+
+def test_diff_keeps_only_what_ran() -> None:
+    assert probes.diff({"_softmax": 2, "logsumexp": 1}, {"_softmax": 5, "logsumexp": 1, "x": 0}) == {
+        "_softmax": 3
+    }
+
+
+def _exercise_kernels(go: int) -> None:
+    torch.set_num_threads(1)  # a forked child must not start OpenMP threads (they can deadlock)
+    os.read(go, 1)
+    x = torch.randn(3, 4)
+    torch.softmax(x, 1)
+    torch.nn.functional.cross_entropy(x, torch.tensor([0, 1, 2]))
+    torch.ops.aten._softmax.default(x, 0, False)
+    thread = threading.Thread(target=lambda: torch.logsumexp(x, 1))
+    thread.start()
+    thread.join()
+
+
+@pytest.mark.skipif(probes.unavailable() is not None, reason=str(probes.unavailable()))
+def test_counter_counts_its_cgroup_threads_included_and_nothing_else() -> None:
+    counter = probes.KernelCounter.start()
+    try:
+        torch.softmax(torch.randn(2, 2), 1)  # this process is not in the counted cgroup
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                _exercise_kernels(r)
+            finally:
+                os._exit(0)
+        counter.adopt(pid)
+        before = counter.read()
+        os.write(w, b"x")
+        os.waitpid(pid, 0)
+        ran = probes.diff(before, counter.read())
+        assert ran.get("_softmax") == 2
+        assert ran.get("_log_softmax") == 1 and ran.get("nll_loss_forward") == 1
+        assert ran.get("cross_entropy_loss") == 1
+        assert ran.get("logsumexp", 0) >= 1  # counted in the other thread
+        assert "_sparse_softmax" not in ran
+    finally:
+        counter.close()
+    assert not os.path.exists(counter.cgroup)
+
+
+@pytest.mark.skipif(probes.unavailable() is not None, reason=str(probes.unavailable()))
+def test_sealed_torch_code_cannot_be_made_writable() -> None:
+    pid = os.fork()
+    if pid == 0:
+        code = 3
+        try:
+            if probes.seal_code():
+                libc = ctypes.CDLL(None, use_errno=True)
+                with open("/proc/self/maps") as f:
+                    text = next(line for line in f if "libtorch_cpu.so" in line and "x" in line.split()[1])
+                start = int(text.split("-")[0], 16)
+                refused = libc.mprotect(ctypes.c_void_p(start), 4096, 7) != 0
+                code = 0 if refused and ctypes.get_errno() == 1 else 1  # EPERM
+            else:
+                code = 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) == 2:
+        pytest.skip("this kernel has no mseal (Linux 6.10+)")
+    assert os.waitstatus_to_exitcode(status) == 0
