@@ -276,6 +276,17 @@ def _reduce(v: torch.Tensor, reduction: str) -> torch.Tensor:
     return v if reduction == "none" else v.mean() if reduction == "mean" else v.sum()
 
 
+# ----------------------------------------------------------------------------- forbidden kernels
+
+#: Other torch ops whose kernels compute a softmax (or its log) and so do an exercise's work.
+SOFTMAX_ROUTES = {
+    "_safe_softmax": "torch's internal softmax (_safe_softmax)",
+    "_masked_softmax": "torch's masked softmax",
+    "_sparse_softmax": "torch.sparse.softmax",
+    "_scaled_dot_product_flash_attention_for_cpu": "F.scaled_dot_product_attention (it computes a softmax)",
+}
+LOG_SOFTMAX_ROUTES = {"_sparse_log_softmax": "torch.sparse.log_softmax"}
+
 # ----------------------------------------------------------------------------- softmax
 
 
@@ -366,7 +377,12 @@ SOFTMAX = Exercise(
         ),
         MUTATES_INPUT,
     ),
-    forbidden={"_softmax": "torch.softmax / F.softmax / Tensor.softmax", "_log_softmax": "log_softmax"},
+    forbidden={
+        "_softmax": "torch.softmax / F.softmax / Tensor.softmax",
+        "_log_softmax": "log_softmax",
+        **SOFTMAX_ROUTES,
+        **LOG_SOFTMAX_ROUTES,
+    },
     figures=rows_figure(
         "Your probabilities vs PyTorch's, per row",
         "Each panel is one row of the output: your values beside the reference's; softmax rows sum to 1.",
@@ -433,7 +449,7 @@ BINARY_SOFTMAX = Exercise(
         ),
         MUTATES_INPUT,
     ),
-    forbidden={"_softmax": "torch.softmax / F.softmax (use the sigmoid of the difference)"},
+    forbidden={"_softmax": "torch.softmax / F.softmax (use the sigmoid of the difference)", **SOFTMAX_ROUTES},
     figures=rows_figure(
         "Your probabilities of class 0 vs PyTorch's, per item",
         "One bar pair per item: your probability of the first class beside the reference's.",
@@ -540,6 +556,8 @@ LOG_SOFTMAX = Exercise(
         "_log_softmax": "torch.log_softmax / F.log_softmax / Tensor.log_softmax",
         "logsumexp": "torch.logsumexp (the trick is the exercise)",
         "_softmax": "torch.softmax / F.softmax",
+        **SOFTMAX_ROUTES,
+        **LOG_SOFTMAX_ROUTES,
     },
     hints=(
         "log(softmax(x)) = x - log(sum(exp(x))). Computing it in that form avoids taking the log of tiny numbers.",
@@ -873,8 +891,10 @@ CROSS_ENTROPY = Exercise(
     ),
     forbidden={
         "nll_loss_forward": "F.nll_loss (write your own nll_loss)",
+        "nll_loss2d_forward": "F.nll_loss (write your own nll_loss)",
         "_log_softmax": "F.log_softmax (write your own log_softmax)",
         "cross_entropy_loss": "F.cross_entropy / nn.CrossEntropyLoss",
+        **LOG_SOFTMAX_ROUTES,
     },
     hints=(
         "Cross-entropy is two steps you have already written: log_softmax, then nll_loss.",

@@ -11,9 +11,10 @@ honest student graded right after it by the same grader gets exactly the report 
 the attacks (nothing persisted: patches, planted files, stray processes).
 
 Attacks whose behaviour depends on a layer this machine lacks are checked against the layers the
-report says were in force; ``test_layers_in_force`` says which those were. One attack
-(``forge_replies_via_frames``) documents a limit: see its docstring and the README's Security
-section.
+report says were in force; ``test_layers_in_force`` says which those were. The attacks that forge
+the worker's replies (``forge_replies_via_frames``, ``lift_probe_and_forge``) and the one that
+runs the forbidden op while it is imported are caught by the kernel probes (grader.probes): on a
+machine without them they are skipped, and the README's Security section says what is left.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from typing import Any
 import pytest
 from conftest import ROOT, ZOO
 
+from grader import probes
 from grader.model import Report, Status
 
 HERE = Path(__file__).parent
@@ -73,8 +75,9 @@ class Expect:
 
     status: dict[str, Status | Callable[[tuple[str, ...]], Status]]
     """Exercise id -> status (or a function of the layers in force); unnamed exercises: ``others``."""
-    message: dict[str, str]
-    """Exercise id -> text its message (or its first non-passing case's message) must contain."""
+    message: dict[str, str | Callable[[tuple[str, ...]], str]]
+    """Exercise id -> text its message (or its first non-passing case's message) must contain (or a
+    function of the layers in force that gives it)."""
     others: Status = Status.NOT_ATTEMPTED
     earns: dict[str, float] = field(default_factory=dict)
     """Points the honest part of the file earns, per exercise (all others: 0)."""
@@ -88,6 +91,11 @@ class Expect:
 
 def _pid1_ignores_sigstop(layers: tuple[str, ...]) -> Status:
     return F if "pid-namespace" in layers else T
+
+
+def _counted_or(why: str) -> Callable[[tuple[str, ...]], str]:
+    """The message of a forbidden op the kernel probes counted, or ``why`` without probes."""
+    return lambda layers: "counted in torch's kernels" if probes.LAYER in layers else why
 
 
 EXPECT: dict[str, Expect] = {
@@ -182,12 +190,12 @@ EXPECT: dict[str, Expect] = {
     ),
     "forbidden_in_thread.py": Expect(
         {SOFTMAX: X, LOG_SOFTMAX: X},
-        {SOFTMAX: "thread", LOG_SOFTMAX: "another thread was running"},
+        {SOFTMAX: _counted_or("thread"), LOG_SOFTMAX: _counted_or("another thread was running")},
         review=True,
     ),
     "forbidden_trace_switched_off.py": Expect(
         {SOFTMAX: X, LOG_SOFTMAX: X, NLL: X},
-        {SOFTMAX: "switched off the op trace", NLL: "_ExcludeDispatchKeyGuard"},
+        {SOFTMAX: _counted_or("switched off the op trace"), NLL: _counted_or("_ExcludeDispatchKeyGuard")},
         review=True,
     ),
     "forbidden_in_backward.py": Expect({CE: X}, {CE: "F.log_softmax"}),
@@ -196,17 +204,39 @@ EXPECT: dict[str, Expect] = {
     "patch_torch_printing.py": Expect({SOFTMAX: X}, {SOFTMAX: "torch.softmax"}, review=True),
     "rebind_runner_internals.py": Expect({SOFTMAX: X}, {SOFTMAX: "torch.softmax"}, review=True),
     "stop_the_op_trace.py": Expect({SOFTMAX: X}, {SOFTMAX: "op trace was stopped"}, review=True),
-    "pop_trace_via_originals.py": Expect({SOFTMAX: X}, {SOFTMAX: "switched off the op trace"}, review=True),
+    "pop_trace_via_originals.py": Expect(
+        {SOFTMAX: X}, {SOFTMAX: _counted_or("switched off the op trace")}, review=True
+    ),
     "inspect_stack_for_answers.py": Expect(
         {SOFTMAX: E}, {SOFTMAX: "gc.get_objects is not allowed in graded code"}, review=True
     ),
     "forge_replies_via_frames.py": Expect(
-        {SOFTMAX: P, BINARY: E},
-        {BINARY: "ended the worker"},
+        {SOFTMAX: X, BINARY: E},
+        {SOFTMAX: "counted in torch's kernels as aten._softmax", BINARY: "ended the worker"},
         others=N,
-        earns={SOFTMAX: 2},
         review=True,
-        held=False,
+        needs=(probes.LAYER,),
+    ),
+    "lift_probe_and_forge.py": Expect(
+        {SOFTMAX: X, BINARY: E},
+        {SOFTMAX: "counted in torch's kernels as aten._softmax", BINARY: "ended the worker"},
+        others=N,
+        review=True,
+        needs=(probes.LAYER,),
+    ),
+    "precompute_at_import.py": Expect(
+        {SOFTMAX: X},
+        {SOFTMAX: "counted in torch's kernels as aten._softmax"},
+        review=True,
+        needs=(probes.LAYER,),
+    ),
+    "forbidden_other_kernels.py": Expect(
+        {SOFTMAX: X, BINARY: X, LOG_SOFTMAX: X},
+        {
+            SOFTMAX: "F.scaled_dot_product_attention",
+            BINARY: "torch.sparse.softmax",
+            LOG_SOFTMAX: "torch.sparse.log_softmax",
+        },
     ),
     # ---- secrets, files, network, persistence
     "steal_solutions_and_config.py": Expect({SOFTMAX: E}, {SOFTMAX: "found nothing"}, review=True),
@@ -490,7 +520,9 @@ def test_attack(name: str, grader: Any, baseline: Report, world: World, listener
         want = want if isinstance(want, Status) else want(layers)
         assert e.status is want, f"{e.id}: {e.status.value}, expected {want.value}: {e.message}"
         if e.id in expect.message:
-            assert expect.message[e.id] in _message(e), f"{e.id}: {_message(e)!r}"
+            text = expect.message[e.id]
+            text = text if isinstance(text, str) else text(layers)
+            assert text in _message(e), f"{e.id}: {_message(e)!r}"
         if expect.held:
             assert e.score <= expect.earns.get(e.id, 0.0), f"{e.id} earned {e.score}"
         if e.id in expect.earns:

@@ -1,13 +1,13 @@
-"""Attack (a documented limit): introspect the worker's own frames to find the runner's loop, read
-its reply token and the whole run request, compute every answer with the forbidden torch.softmax,
-send forged replies (with an empty op list) through the runner's own sender, and exit before the
-runner can reply itself.
+"""Attack: introspect the worker's own frames to find the runner's loop, read its reply token and
+the whole run request, compute every answer with the forbidden torch.softmax, send forged replies
+(with an empty op list) through the runner's own sender, and exit before the runner can reply
+itself.
 
-What holds: the student can only forge their own answers (the parent still judges the values;
-wrong ones fail), the next exercise is lost to the exit, nothing outside the worker is touched,
-and the parent's static scan flags the frame introspection for review (a "review:" warning). What
-does not: the forbidden-op check for softmax, which lives in the student's interpreter; such a
-submission must be caught by the review flag. See the README's Security section.
+Must get: softmax FORBIDDEN, 0 points: the op list the worker sends is forged, but the kernel
+probes (grader.probes) count torch's softmax kernel from outside the worker. The next exercise is
+lost to the exit, nothing outside the worker is touched, and the parent's static scan flags the
+frame introspection for review. Without kernel probes (not root, no BPF) this attack still earns
+softmax's points: see the README's Security section.
 """
 
 import os
