@@ -13,7 +13,9 @@ hooks and raw memory access. A call the worker cannot vouch for (another thread,
 or bypassed, a subclass or patched op, a mode or hook left behind, the record stopped, the
 grader's code patched) is reported as ``"untraced"`` and the parent scores it FORBIDDEN. Frames
 stay reachable (the standard library needs ``sys._getframe``), so code that walks them can still
-forge replies; the parent's static scan (``grader.static``) flags such code for review.
+forge replies; the parent's static scan (``grader.static``) flags such code for review, and where
+the machine allows it the kernel probes (``grader.probes``) count the forbidden ops' kernels from
+outside this process, so a forged op list hides nothing.
 """
 
 from __future__ import annotations
