@@ -303,6 +303,7 @@ def execute(
     # Kernel probes (grader.probes): hits of the forbidden ops' CPU kernels, counted outside the
     # worker. Windows are contiguous: every hit lands in the import or the exercise it ran during.
     probe: Callable[[], dict[str, int]] | None = None
+    probed: frozenset[str] = frozenset()  # the ops the kernel probes count, when their layer holds
     mark: dict[str, int] = {}
     imported_hits: dict[str, dict[str, int]] = {}
 
@@ -379,6 +380,7 @@ def execute(
                     mark = probe()
                     if "mount-allowlist" in layers:  # no /proc/self/mem to lift the probes with
                         layers += (probes.LAYER,)
+                        probed = frozenset(mark) | {op for op, by in probes.COVERED_BY.items() if by in mark}
             if src.key not in loaded:
                 phase = "import"
                 deadline = min(time.monotonic() + settings.import_timeout, budget_end)
@@ -416,12 +418,14 @@ def execute(
             add_hits(raw.kernel, imported_hits.get(src.key, {}))
             phase = "run"
             deadline = min(time.monotonic() + settings.timeout, budget_end)
-            # An exercise that forbids nothing has nothing to hide: its calls are not traced.
+            # An exercise that forbids nothing has nothing to hide: its calls are not traced. Nor
+            # are those of one whose forbidden ops the kernel probes all count: their verdict
+            # never depended on the trace (which costs every torch op a trip through Python).
             request: dict[str, Any] = {
                 "op": "run",
                 "key": src.key,
                 "func": ex.func,
-                "trace": bool(pe.forbidden),
+                "trace": bool(pe.forbidden.keys() - probed),
             }
             if plan.preloaded is not None:  # the worker inherited the inputs from the fork-server
                 request["preloaded"] = [plan.preloaded, ex.id]

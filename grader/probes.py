@@ -61,6 +61,10 @@ PROBES: dict[str, tuple[str, ...]] = {
     ),
 }
 
+#: Ops with no probe of their own whose values can only come from a probed kernel (the op on the
+#: right): counting that kernel covers them too.
+COVERED_BY: dict[str, str] = {"_safe_softmax": "_softmax"}
+
 LAYER = "kernel-probes"
 
 _SYS_BPF = {"x86_64": 321, "aarch64": 280}

@@ -74,9 +74,9 @@ def probe_basics(args: dict[str, Any], report: Report) -> dict[str, Any]:
         "groups": os.getgroups(),
         "pid": os.getpid(),
         "cwd": os.getcwd(),
-        "proc_pids": sorted(int(p) for p in os.listdir("/proc") if p.isdigit()),
+        "proc_entries": sorted(os.listdir("/proc")) if os.path.isdir("/proc") else None,
         "hostname": socket.gethostname(),
-        "cap_eff": int(_status_field("CapEff"), 16),
+        "cap_eff": _cap_eff(),
     }
     a = torch.arange(16.0).reshape(4, 4)
     result["matmul"] = (a @ a).sum().item()
@@ -117,12 +117,21 @@ def probe_basics(args: dict[str, Any], report: Report) -> dict[str, Any]:
     return result
 
 
-def _status_field(name: str) -> str:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(name + ":"):
-                return line.split()[1]
-    return ""
+def _cap_eff() -> int:
+    """The effective capability set, from capget(2) (the worker has no /proc)."""
+    header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
+    data = (ctypes.c_uint32 * 6)()  # two {effective, permitted, inheritable} structs
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.capget(header, data) != 0:
+        raise OSError(ctypes.get_errno(), "capget")
+    return data[0] | (data[3] << 32)
+
+
+def _env_span() -> list[int]:
+    """Where this process's exec-time environment block lies (fields 50 and 51 of proc(5))."""
+    stat = Path("/proc/self/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return [int(fields[47]), int(fields[48])]
 
 
 def probe_network(args: dict[str, Any], report: Report) -> dict[str, Any]:
@@ -213,9 +222,7 @@ def probe_environ(args: dict[str, Any], report: Report) -> dict[str, Any]:
             readable.append(path)
             if SECRET.encode() in data:
                 found.append(path)
-    stat = Path("/proc/self/stat").read_text()
-    fields = stat[stat.rindex(")") + 2 :].split()
-    env_start, env_end = int(fields[47]), int(fields[48])
+    env_start, env_end = args["env_span"]  # read before isolation: the worker has no /proc
     block = ctypes.string_at(env_start, env_end - env_start) if env_start else b""
     return {
         "proc_environ_with_secret": found,
@@ -338,6 +345,7 @@ def _worker(spec: dict[str, Any], sock: int, log_path: str) -> None:
             os.setgroups([])
             os.setresgid(uid, uid, uid)
             os.setresuid(uid, uid, uid)
+        spec.setdefault("args", {})["env_span"] = _env_span()
         caps = isolation.probe()
         if "capabilities" in spec:
             caps = dataclasses.replace(caps, **spec["capabilities"])

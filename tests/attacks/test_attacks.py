@@ -706,10 +706,16 @@ def _statuses_as_expected(name: str, report: Report) -> list[str]:
     return problems
 
 
-def test_one_batch_of_every_attack_and_honest_students(grader: Any, world: World, tmp_path: Path) -> None:
-    """Every attack and four honest students in ONE `grade batch` run (two grading processes):
-    the batch completes, every honest student's result equals what they get graded alone, every
-    attack gets its expected statuses, and nothing is left running."""
+@pytest.mark.parametrize("scheduler", [None, "local"], ids=["local-pool", "dask"])
+def test_one_batch_of_every_attack_and_honest_students(
+    grader: Any, world: World, tmp_path: Path, scheduler: str | None
+) -> None:
+    """Every attack and four honest students in ONE `grade batch` run (two grading processes, or
+    a Dask LocalCluster of two workers): the batch completes, every honest student's result equals
+    what they get graded alone, every attack gets its expected statuses, and nothing is left
+    running."""
+    if scheduler is not None:
+        pytest.importorskip("distributed")
     from grader.batch.discover import student_id
     from grader.batch.gradebook import FILENAME, Gradebook
     from grader.batch.run import BatchOptions, run_batch
@@ -723,7 +729,14 @@ def test_one_batch_of_every_attack_and_honest_students(grader: Any, world: World
     before = world.snapshot()
     out = tmp_path / "out"
     summary = run_batch(
-        BatchOptions(source=source, out=out, config=world.course / "course.toml", jobs=2, progress="none"),
+        BatchOptions(
+            source=source,
+            out=out,
+            config=world.course / "course.toml",
+            jobs=2,
+            progress="none",
+            scheduler=scheduler,
+        ),
         stream=open(os.devnull, "w"),  # noqa: SIM115 - closed with the process
     )
     assert summary.graded == len(EXPECT) + len(HONEST_STUDENTS), summary
