@@ -11,7 +11,7 @@ round-robin so that noise from other jobs hits all three alike, each with its ow
   apply nothing);
 * ``minimal``: ``Settings(isolation="minimal")``, the laptop fallback: process boundary, rlimits,
   scrubbed environment, timeouts;
-* ``auto``: every layer this machine supports.
+* ``auto``: every layer this machine supports, the kernel probes included (as root).
 
 All three run the runner's tamper checks (they are part of the worker, not of the isolation).
 The figure of interest is the per-submission wall time of ``auto`` minus ``bare``: the sandbox's
