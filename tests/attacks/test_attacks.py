@@ -79,8 +79,13 @@ class Expect:
     """Exercise id -> text its message (or its first non-passing case's message) must contain (or a
     function of the layers in force that gives it)."""
     others: Status = Status.NOT_ATTEMPTED
-    earns: dict[str, float] = field(default_factory=dict)
-    """Points the honest part of the file earns, per exercise (all others: 0)."""
+    earns: dict[str, float] | Callable[[tuple[str, ...]], dict[str, float]] = field(default_factory=dict)
+    """Points the honest part of the file earns, per exercise (all others: 0), or a function of the
+    layers in force that gives them."""
+
+    def earned(self, layers: tuple[str, ...]) -> dict[str, float]:
+        return self.earns if isinstance(self.earns, dict) else self.earns(layers)
+
     review: bool = False
     """The static scan must flag the file for review."""
     held: bool = True
@@ -91,6 +96,12 @@ class Expect:
 
 def _pid1_ignores_sigstop(layers: tuple[str, ...]) -> Status:
     return F if "pid-namespace" in layers else T
+
+
+def _probes_or(with_probes: Any, without: Any) -> Callable[[tuple[str, ...]], Any]:
+    """One expectation with the kernel probes in force, another without (their calls then run
+    under the op trace, which notices what they cannot: a thread, a mode popped off the stack)."""
+    return lambda layers: with_probes if probes.LAYER in layers else without
 
 
 def _counted_or(why: str) -> Callable[[tuple[str, ...]], str]:
@@ -137,7 +148,12 @@ EXPECT: dict[str, Expect] = {
         {SOFTMAX: T, LOG_SOFTMAX: P}, {SOFTMAX: "took longer than"}, earns={LOG_SOFTMAX: 2}, review=True
     ),
     "stop_itself.py": Expect({SOFTMAX: _pid1_ignores_sigstop}, {SOFTMAX: ""}, review=True),
-    "non_daemon_thread.py": Expect({SOFTMAX: X}, {SOFTMAX: "another thread was running"}, review=True),
+    "non_daemon_thread.py": Expect(
+        {SOFTMAX: _probes_or(P, X)},
+        {SOFTMAX: _probes_or("", "another thread was running")},
+        earns=_probes_or({SOFTMAX: 2}, {}),
+        review=True,
+    ),
     "background_process.py": Expect(
         {SOFTMAX: E}, {SOFTMAX: "popen: PermissionError"}, review=True, needs=("seccomp",)
     ),
@@ -194,8 +210,12 @@ EXPECT: dict[str, Expect] = {
         review=True,
     ),
     "forbidden_trace_switched_off.py": Expect(
-        {SOFTMAX: X, LOG_SOFTMAX: X, NLL: X},
-        {SOFTMAX: _counted_or("switched off the op trace"), NLL: _counted_or("_ExcludeDispatchKeyGuard")},
+        {SOFTMAX: X, LOG_SOFTMAX: _probes_or(E, X), NLL: X},
+        {
+            SOFTMAX: _counted_or("switched off the op trace"),
+            LOG_SOFTMAX: _probes_or("pop from empty mode stack", "switched off the op trace"),
+            NLL: _counted_or("_ExcludeDispatchKeyGuard"),
+        },
         review=True,
     ),
     "forbidden_in_backward.py": Expect({CE: X}, {CE: "F.log_softmax"}),
@@ -203,9 +223,11 @@ EXPECT: dict[str, Expect] = {
     "patch_json_and_socket.py": Expect({SOFTMAX: X}, {SOFTMAX: "implement it yourself"}, review=True),
     "patch_torch_printing.py": Expect({SOFTMAX: X}, {SOFTMAX: "torch.softmax"}, review=True),
     "rebind_runner_internals.py": Expect({SOFTMAX: X}, {SOFTMAX: "torch.softmax"}, review=True),
-    "stop_the_op_trace.py": Expect({SOFTMAX: X}, {SOFTMAX: "op trace was stopped"}, review=True),
+    "stop_the_op_trace.py": Expect({SOFTMAX: X}, {SOFTMAX: _counted_or("op trace was stopped")}, review=True),
     "pop_trace_via_originals.py": Expect(
-        {SOFTMAX: X}, {SOFTMAX: _counted_or("switched off the op trace")}, review=True
+        {SOFTMAX: _probes_or(E, X)},
+        {SOFTMAX: _probes_or("pop from empty mode stack", "switched off the op trace")},
+        review=True,
     ),
     "inspect_stack_for_answers.py": Expect(
         {SOFTMAX: E}, {SOFTMAX: "gc.get_objects is not allowed in graded code"}, review=True
@@ -524,9 +546,11 @@ def test_attack(name: str, grader: Any, baseline: Report, world: World, listener
             text = text if isinstance(text, str) else text(layers)
             assert text in _message(e), f"{e.id}: {_message(e)!r}"
         if expect.held:
-            assert e.score <= expect.earns.get(e.id, 0.0), f"{e.id} earned {e.score}"
-        if e.id in expect.earns:
-            assert e.score == expect.earns[e.id] == e.max_score, f"{e.id}: the honest part lost points"
+            assert e.score <= expect.earned(layers).get(e.id, 0.0), f"{e.id} earned {e.score}"
+        if e.id in expect.earned(layers):
+            assert e.score == expect.earned(layers)[e.id] == e.max_score, (
+                f"{e.id}: the honest part lost points"
+            )
         if e.status is Status.FORBIDDEN:
             assert e.score == 0
     reviews = [w for w in report.warnings if w.startswith("review:")]
@@ -701,7 +725,7 @@ def _statuses_as_expected(name: str, report: Report) -> list[str]:
         want = want if isinstance(want, Status) else want(report.isolation)
         if e.status is not want:
             problems.append(f"{name} {e.id}: {e.status.value}, expected {want.value}")
-        if expect.held and e.score > expect.earns.get(e.id, 0.0):
+        if expect.held and e.score > expect.earned(report.isolation).get(e.id, 0.0):
             problems.append(f"{name} {e.id}: earned {e.score}")
     return problems
 
