@@ -231,11 +231,14 @@ class FrameDecoder:
         header, start, end = self._need
         if len(self._buf) < end:
             return None
-        blobs: list[bytes] = []
+        # one copy per blob, into a bytearray of its own: decode_value(..., owned=True) then wraps
+        # it as a tensor without copying it again
+        blobs: list[Any] = []  # bytearrays, read as bytes
         pos = start
-        for length in header.get("blobs", []):
-            blobs.append(bytes(self._buf[pos : pos + length]))
-            pos += length
+        with memoryview(self._buf) as view:
+            for length in header.get("blobs", []):
+                blobs.append(bytearray(view[pos : pos + length]))
+                pos += length
         del self._buf[:end]
         self._need = None
         return header, blobs
@@ -341,12 +344,15 @@ def decode_value(
     allow_path: bool = False,
     prebuilt: Mapping[int, torch.Tensor] | None = None,
     copy: bool = True,
+    owned: bool = False,
 ) -> Any:
     """Strictly decode a tagged JSON value (parent side). Raises ProtocolError on anything odd.
 
     ``allow_path`` (worker side, arguments only) also accepts a top-level ``path`` or ``slice``.
     ``prebuilt`` (worker side) maps blob indices to tensors decoded once in the fork-server: such
     a tensor is returned as a fresh copy instead of being decoded again (itself, with ``copy=False``).
+    ``owned``: the caller hands over ``blobs`` (as :class:`FrameDecoder` made them, one bytearray
+    each, decoded once): a tensor's memory is then its blob's, not a copy of it.
     """
     budget = budget or _Budget()
     budget.tick()
@@ -377,7 +383,9 @@ def decode_value(
         if dtype is _BF16:
             raw = _from_numpy(_ndarray_copy(_np_frombuffer(blob, dtype=_np_int16)))
             return _reshape(_view(raw, _BF16), shape)
-        return _reshape(_frombuffer(bytearray(blob), dtype=dtype), shape)
+        return _reshape(
+            _frombuffer(blob if owned and type(blob) is bytearray else bytearray(blob), dtype=dtype), shape
+        )
     if tag == "none":
         return None
     if tag == "path" and allow_path and depth == 0 and isinstance(obj.get("v"), str):
@@ -416,7 +424,7 @@ def decode_value(
         items = obj.get("items")
         if not isinstance(items, list):
             raise ProtocolError("malformed sequence")
-        seq = [decode_value(i, blobs, depth + 1, budget) for i in items]
+        seq = [decode_value(i, blobs, depth + 1, budget, owned=owned) for i in items]
         return seq if tag == "list" else tuple(seq)
     if tag == "unsupported":
         name = obj.get("type")
