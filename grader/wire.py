@@ -41,6 +41,9 @@ _LEN = struct.Struct(">I")
 _pack_len = _LEN.pack
 _unpack_len = _LEN.unpack
 _sendall = _socket.socket.sendall
+_sendmsg = _socket.socket.sendmsg
+#: A frame whose blobs hold more bytes than this is sent from its parts (sendmsg), not joined first.
+GATHER_BYTES = 1 << 16
 _recv = _socket.socket.recv
 _TB = torch._C.TensorBase
 _detach = _TB.detach
@@ -156,11 +159,28 @@ def pack_frame(header: dict[str, Any], blobs: list[bytes] | tuple[bytes, ...] = 
 def frame_sender(sock: socket.socket) -> Any:
     """``send(header, blobs)`` for a worker, built only from functions captured now (see module doc)."""
     encode, pack_len, sendall, length, join = _json_encode, _pack_len, _sendall, len, b"".join
+    sendmsg, view, total, gather = _sendmsg, memoryview, sum, GATHER_BYTES
 
     def send(header: dict[str, Any], blobs: list[bytes] | tuple[bytes, ...] = ()) -> None:
-        head = {**header, "blobs": [length(b) for b in blobs]}
+        sizes = [length(b) for b in blobs]
+        head = {**header, "blobs": sizes}
         data = encode(head).encode()
-        sendall(sock, join([pack_len(length(data)), data, *blobs]))
+        first = join([pack_len(length(data)), data])
+        if total(sizes) <= gather:
+            sendall(sock, join([first, *blobs]))
+            return
+        # large results: hand the kernel the parts as they are (no joined copy of megabytes)
+        parts = [view(first), *(view(b) for b in blobs if length(b))]
+        while parts:
+            sent = sendmsg(sock, parts[:512])
+            while sent:
+                size = length(parts[0])
+                if sent >= size:
+                    sent -= size
+                    del parts[0]
+                else:
+                    parts[0] = parts[0][sent:]
+                    sent = 0
 
     return send
 
