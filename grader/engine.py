@@ -250,8 +250,10 @@ def decode_result(result: Any, blobs: list[bytes]) -> Outcome:
             _frames(result.get("frames")),
         )
     if kind == "returned":
-        value = wire.decode_value(result.get("value"), blobs)
-        grad = wire.decode_value(result["grad"], blobs) if result.get("grad") is not None else None
+        value = wire.decode_value(result.get("value"), blobs, owned=True)
+        grad = (
+            wire.decode_value(result["grad"], blobs, owned=True) if result.get("grad") is not None else None
+        )
         grad_error = result.get("grad_error")
         mutated = result.get("mutated") or []
         if not isinstance(mutated, list) or not all(type(i) is int for i in mutated):

@@ -131,8 +131,23 @@ def term(ctx: jinja2.runtime.Context, text: Any) -> str:
 # ----------------------------------------------------------------------------- preparing the data
 
 
+_has_control = _CONTROL.search
+
+
 def _capped(value: Any, key: str = "") -> Any:
     """A copy of a report dict: every string capped and its control characters neutralised, pictures checked."""
+    kind = type(value)
+    if kind is str and key != "src":  # the common case first: a short, clean string is kept as it is
+        limit = OUTPUT_LIMIT if key == "text" else TEXT_LIMIT
+        if len(value) <= limit and _has_control(value) is None:
+            return value
+        return clean(cap(value, limit))
+    if kind is dict:
+        return {k: _capped(v, k) for k, v in value.items()}
+    if kind is list:
+        return [_capped(v, key) for v in value]
+    if kind in (float, int, bool) or value is None:
+        return value
     if isinstance(value, dict):
         return {k: _capped(v, k) for k, v in value.items()}
     if isinstance(value, list):

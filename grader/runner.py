@@ -550,6 +550,8 @@ def preload(key: str, exercise: str, cases: list[dict[str, Any]], blobs: list[by
             if isinstance(node, dict) and node.get("t") == "tensor":
                 pristine[node["b"]] = wire.decode_value(node, blobs)
     shared = {b: _clone(t) for b, t in pristine.items()}
+    # a blob decoded above is never read again (calls get the tensors): keep no third copy of it
+    blobs = [b"" if i in pristine else blob for i, blob in enumerate(blobs)]
     PRELOADED.setdefault(key, {})[exercise] = (cases, blobs, pristine, shared)
 
 

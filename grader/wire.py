@@ -41,6 +41,9 @@ _LEN = struct.Struct(">I")
 _pack_len = _LEN.pack
 _unpack_len = _LEN.unpack
 _sendall = _socket.socket.sendall
+_sendmsg = _socket.socket.sendmsg
+#: A frame whose blobs hold more bytes than this is sent from its parts (sendmsg), not joined first.
+GATHER_BYTES = 1 << 16
 _recv = _socket.socket.recv
 _TB = torch._C.TensorBase
 _detach = _TB.detach
@@ -156,11 +159,28 @@ def pack_frame(header: dict[str, Any], blobs: list[bytes] | tuple[bytes, ...] = 
 def frame_sender(sock: socket.socket) -> Any:
     """``send(header, blobs)`` for a worker, built only from functions captured now (see module doc)."""
     encode, pack_len, sendall, length, join = _json_encode, _pack_len, _sendall, len, b"".join
+    sendmsg, view, total, gather = _sendmsg, memoryview, sum, GATHER_BYTES
 
     def send(header: dict[str, Any], blobs: list[bytes] | tuple[bytes, ...] = ()) -> None:
-        head = {**header, "blobs": [length(b) for b in blobs]}
+        sizes = [length(b) for b in blobs]
+        head = {**header, "blobs": sizes}
         data = encode(head).encode()
-        sendall(sock, join([pack_len(length(data)), data, *blobs]))
+        first = join([pack_len(length(data)), data])
+        if total(sizes) <= gather:
+            sendall(sock, join([first, *blobs]))
+            return
+        # large results: hand the kernel the parts as they are (no joined copy of megabytes)
+        parts = [view(first), *(view(b) for b in blobs if length(b))]
+        while parts:
+            sent = sendmsg(sock, parts[:512])
+            while sent:
+                size = length(parts[0])
+                if sent >= size:
+                    sent -= size
+                    del parts[0]
+                else:
+                    parts[0] = parts[0][sent:]
+                    sent = 0
 
     return send
 
@@ -231,11 +251,14 @@ class FrameDecoder:
         header, start, end = self._need
         if len(self._buf) < end:
             return None
-        blobs: list[bytes] = []
+        # one copy per blob, into a bytearray of its own: decode_value(..., owned=True) then wraps
+        # it as a tensor without copying it again
+        blobs: list[Any] = []  # bytearrays, read as bytes
         pos = start
-        for length in header.get("blobs", []):
-            blobs.append(bytes(self._buf[pos : pos + length]))
-            pos += length
+        with memoryview(self._buf) as view:
+            for length in header.get("blobs", []):
+                blobs.append(bytearray(view[pos : pos + length]))
+                pos += length
         del self._buf[:end]
         self._need = None
         return header, blobs
@@ -341,12 +364,15 @@ def decode_value(
     allow_path: bool = False,
     prebuilt: Mapping[int, torch.Tensor] | None = None,
     copy: bool = True,
+    owned: bool = False,
 ) -> Any:
     """Strictly decode a tagged JSON value (parent side). Raises ProtocolError on anything odd.
 
     ``allow_path`` (worker side, arguments only) also accepts a top-level ``path`` or ``slice``.
     ``prebuilt`` (worker side) maps blob indices to tensors decoded once in the fork-server: such
     a tensor is returned as a fresh copy instead of being decoded again (itself, with ``copy=False``).
+    ``owned``: the caller hands over ``blobs`` (as :class:`FrameDecoder` made them, one bytearray
+    each, decoded once): a tensor's memory is then its blob's, not a copy of it.
     """
     budget = budget or _Budget()
     budget.tick()
@@ -377,7 +403,9 @@ def decode_value(
         if dtype is _BF16:
             raw = _from_numpy(_ndarray_copy(_np_frombuffer(blob, dtype=_np_int16)))
             return _reshape(_view(raw, _BF16), shape)
-        return _reshape(_frombuffer(bytearray(blob), dtype=dtype), shape)
+        return _reshape(
+            _frombuffer(blob if owned and type(blob) is bytearray else bytearray(blob), dtype=dtype), shape
+        )
     if tag == "none":
         return None
     if tag == "path" and allow_path and depth == 0 and isinstance(obj.get("v"), str):
@@ -416,7 +444,7 @@ def decode_value(
         items = obj.get("items")
         if not isinstance(items, list):
             raise ProtocolError("malformed sequence")
-        seq = [decode_value(i, blobs, depth + 1, budget) for i in items]
+        seq = [decode_value(i, blobs, depth + 1, budget, owned=owned) for i in items]
         return seq if tag == "list" else tuple(seq)
     if tag == "unsupported":
         name = obj.get("type")

@@ -9,6 +9,11 @@ waits for a round trip.
 
 Run a grading process by hand (for debugging) with ``python -m grader.batch.pool``: the first
 line on stdin is ``{"settings": {...}, "only": [...]}``, then one task per line.
+
+On Linux the first grading processes are forked from the batch parent (:meth:`LocalPool.launch`,
+called before discovery, while the parent holds nothing but the course settings), so torch is
+imported once for the whole batch instead of once more per process; a replacement for a grading
+process that died is a fresh interpreter (by then the parent holds the class's data).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 from grader.errors import GraderError
 from grader.settings import Settings
@@ -53,6 +58,34 @@ def _set_pdeathsig() -> None:
 
     with contextlib.suppress(Exception):
         ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+
+
+def _forked_child(stdin_fd: int, stdout_fd: int, log_fd: int | None) -> NoReturn:
+    """The forked grading process: the protocol pipes on fds 0 and 1, every other fd closed, then
+    :func:`child_main`. It never returns into the parent's code (its frames stay as they were)."""
+    code = 1
+    try:
+        os.dup2(stdin_fd, 0)
+        os.dup2(stdout_fd, 1)
+        if log_fd is None:
+            log_fd = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(log_fd, 2)
+        os.closerange(3, os.sysconf("SC_OPEN_MAX") if hasattr(os, "sysconf") else 1 << 16)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        sys.stdin = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115 - lives as long as the process
+        os.environ.update({"OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"})
+        child_main()
+        code = 0
+    except BaseException:
+        with contextlib.suppress(BaseException):
+            import traceback
+
+            traceback.print_exc()
+    finally:
+        with contextlib.suppress(BaseException):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
 
 
 def child_main() -> None:
@@ -104,9 +137,44 @@ def child_main() -> None:
 # ----------------------------------------------------------------------------- parent side
 
 
+class _Forked:
+    """A forked grading process, with the part of ``subprocess.Popen``'s interface the pool uses."""
+
+    def __init__(self, pid: int, stdin: IO[bytes], stdout: IO[bytes]) -> None:
+        self.pid = pid
+        self.stdin = stdin
+        self.stdout = stdout
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                self.returncode = -1
+                return self.returncode
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def kill(self) -> None:
+        if self.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired([str(self.pid)], timeout or 0.0)
+            time.sleep(0.005)
+        assert self.returncode is not None
+        return self.returncode
+
+
 @dataclass
 class _Child:
-    proc: subprocess.Popen[bytes]
+    proc: subprocess.Popen[bytes] | _Forked
     number: int
     inbuf: bytearray = field(default_factory=bytearray)
     outbuf: bytearray = field(default_factory=bytearray)
@@ -139,12 +207,14 @@ class LocalPool:
         jobs: int | None = None,
         queue_per_job: int = 2,
         log: IO[bytes] | None = None,
+        fork: bool = False,
     ) -> None:
         self.settings = settings
         self.only = list(only)
         self.jobs = max(1, jobs or os.cpu_count() or 1)
         self.queue_per_job = max(1, queue_per_job)
         self._log = log
+        self._fork_first = fork
         self._sel = selectors.DefaultSelector()
         self._children: list[_Child] = []
         self._spawned = 0
@@ -158,15 +228,48 @@ class LocalPool:
 
     # -- lifecycle
 
-    def _spawn(self) -> _Child:
-        self._spawned += 1
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "grader.batch.pool"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._log if self._log is not None else subprocess.DEVNULL,
-            env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"},
+    def _can_fork(self) -> bool:
+        """Fork only a parent with one thread (a fork copies no other thread, nor what it held)."""
+        import threading
+
+        return (
+            self._fork_first
+            and sys.platform == "linux"
+            and hasattr(os, "fork")
+            and threading.active_count() == 1
         )
+
+    def _fork(self) -> _Forked:
+        import grader.api  # noqa: F401 - imported once here, inherited by every forked process
+
+        in_r, in_w = os.pipe()
+        out_r, out_w = os.pipe()
+        log_fd = self._log.fileno() if self._log is not None else None
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # Everything the parent holds now lives as long as it: spare the garbage collector from it
+        # here, and never let a forked process collect (and close the files of) the parent's objects.
+        gc.freeze()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the forked grading process
+            _forked_child(in_r, out_w, log_fd)
+        os.close(in_r)
+        os.close(out_w)
+        return _Forked(pid, os.fdopen(in_w, "wb", buffering=0), os.fdopen(out_r, "rb", buffering=0))
+
+    def _spawn(self, fork: bool = False) -> _Child:
+        self._spawned += 1
+        proc: subprocess.Popen[bytes] | _Forked
+        if fork:
+            proc = self._fork()
+        else:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "grader.batch.pool"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=self._log if self._log is not None else subprocess.DEVNULL,
+                env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"},
+            )
         child = _Child(proc, self._spawned, outbuf=bytearray(self._hello))
         os.set_blocking(child.stdout.fileno(), False)
         os.set_blocking(child.stdin.fileno(), False)
@@ -175,10 +278,21 @@ class LocalPool:
         self._flush(child)
         return child
 
+    def launch(self) -> None:
+        """Start every grading process without waiting for them (:meth:`start` waits).
+
+        Call it as early as possible, while the parent holds nothing of the class: with ``fork``
+        (Linux) the processes are then forked from this one, torch and the grader already imported.
+        """
+        if self._children:
+            return
+        fork = self._can_fork()
+        for _ in range(self.jobs):
+            self._spawn(fork=fork)
+
     def start(self) -> list[tuple[str, ...]]:
         """Start every grading process and wait until each has built its plan; their isolation layers."""
-        for _ in range(self.jobs):
-            self._spawn()
+        self.launch()
         deadline = time.monotonic() + 600
         while not all(c.ready for c in self._children):
             if time.monotonic() > deadline:

@@ -143,7 +143,7 @@ def _executor(opts: BatchOptions, settings: Settings, log: IO[bytes]) -> Any:
         return DaskPool(settings, scheduler=opts.scheduler, only=opts.only, jobs=opts.jobs)
     from .pool import LocalPool
 
-    return LocalPool(settings, only=opts.only, jobs=opts.jobs, log=log)
+    return LocalPool(settings, only=opts.only, jobs=opts.jobs, log=log, fork=True)
 
 
 def _crash_report(name: str, settings: Settings, message: str) -> dict[str, Any]:
@@ -184,7 +184,25 @@ def run_batch(opts: BatchOptions, *, stream: TextIO | None = None) -> BatchSumma
     summary = BatchSummary()
     started = time.monotonic()
     lock = _lock(out)
-    book = Gradebook(out / FILENAME)
+    log: IO[bytes] | None = None
+    executor: Any = None
+    try:
+        if not opts.export_only:
+            log = open(out / "batch.log", "ab")  # noqa: SIM115 - closed in finally
+            if not opts.scheduler:
+                # The grading processes start now, while this process holds nothing of the class:
+                # they build their plans while discovery runs (forked from here: see grader.batch.pool).
+                executor = _executor(opts, settings, log)
+                executor.launch()
+        book = Gradebook(out / FILENAME)
+    except BaseException:
+        if executor is not None:
+            with contextlib.suppress(Exception):
+                executor.kill()
+        if log is not None:
+            log.close()
+        lock.close()
+        raise
     try:
         if course.title != book.meta("title", "Class report"):
             book.set_meta("title", course.title)
@@ -194,8 +212,9 @@ def run_batch(opts: BatchOptions, *, stream: TextIO | None = None) -> BatchSumma
         # discovery first: cheap (names only), gives the progress bar its total, and finds usage errors
         found = list(discover(opts.source, assignment=opts.assignment, exclude=out))
         gc.freeze()  # what exists now lives for the whole batch: spare the garbage collector from it
-        log = open(out / "batch.log", "ab")  # noqa: SIM115 - closed in finally
-        executor = _executor(opts, settings, log)
+        assert log is not None
+        if executor is None:
+            executor = _executor(opts, settings, log)
         progress: Progress | None = None
         run = 0
         try:
@@ -228,11 +247,17 @@ def run_batch(opts: BatchOptions, *, stream: TextIO | None = None) -> BatchSumma
             with contextlib.suppress(Exception):
                 executor.close()
             log.close()
+            executor = log = None
         _catch_up_feedback(book, opts)
         summary.outputs += write_exports(book, out, templates=opts.templates)
         if summary.run:
             book.run_stats(summary.run, **_own_usage())
     finally:
+        if executor is not None:  # stopped before grading began (a usage error, Ctrl-C, ...)
+            with contextlib.suppress(Exception):
+                executor.kill()
+        if log is not None:
+            log.close()
         book.close()
         lock.close()
     summary.seconds = time.monotonic() - started

@@ -182,22 +182,22 @@ ITEM_RESIZE = Exercise(
         resize_case(
             "pos-left-top",
             "crop at pos=(0, 0)",
-            lambda s: call(img("rings", 3, 375, 500, seed=1), 128, pos=(0.0, 0.0)),
+            lambda s: call(img("rings", 3, 150, 200, seed=1), 64, pos=(0.0, 0.0)),
         ),
         resize_case(
             "pos-right-bottom",
             "crop at pos=(1, 1), portrait",
-            lambda s: call(img("rings", 3, 500, 375, seed=2), 128, pos=(1.0, 1.0)),
+            lambda s: call(img("rings", 3, 200, 150, seed=2), 64, pos=(1.0, 1.0)),
         ),
         resize_case(
             "pos-train",
             "a training-set position (0.25, 0.75), landscape",
-            lambda s: call(img("rings", 3, 375, 500, seed=3), 128, pos=(0.25, 0.75)),
+            lambda s: call(img("rings", 3, 150, 200, seed=3), 64, pos=(0.25, 0.75)),
         ),
         resize_case(
             "pos-train-portrait",
             "a training-set position (0.8, 0.1), portrait",
-            lambda s: call(img("checkerboard", 3, 500, 375, seed=4), 128, pos=(0.8, 0.1)),
+            lambda s: call(img("checkerboard", 3, 200, 150, seed=4), 64, pos=(0.8, 0.1)),
         ),
         resize_case("upsample", "a small image made bigger", lambda s: call(img("gradient", 3, 40, 30), 64)),
         resize_case("grayscale", "one channel", lambda s: call(img("rings", 1, 100, 120), 48)),
