@@ -20,7 +20,9 @@ of the layers now in force:
    small writable ``/tmp`` whose ``/tmp/work`` becomes the working directory. As root, the
    fork-server saves that second fork: it forks the worker straight into a new pid namespace
    (:func:`fork_into_pid_namespace`), :func:`enter` (``pid1=True``) unshares the other
-   namespaces in place, and the fork-server does the supervisor's waiting and reporting.
+   namespaces in place, and the fork-server does the supervisor's waiting and reporting. Such a
+   worker starts in an empty network namespace the fork-server made once, and keeps it when it
+   can neither use nor change it (seccomp filter and uid change to come) instead of making one.
 3. Privileges: as root, ``setgroups([])``/``setgid``/``setuid`` to ``Policy.drop_uid``
    (``"uid-65534"``); inside a user namespace, every capability is dropped
    (``"no-capabilities"``).
@@ -369,7 +371,7 @@ def enter(
         # Already pid 1 of its own pid namespace, whatever happens to the other namespaces.
         layers.append("pid-namespace")
         if policy.namespaces and caps.namespaces:
-            layers += _enter_namespaces_in_place(policy)
+            layers += _enter_namespaces_in_place(policy, seccomp=policy.seccomp and caps.seccomp)
     elif policy.namespaces and caps.namespaces:
         ns_layers, alive_fd = _enter_namespaces(policy, userns=not root_path)
         layers += ns_layers
@@ -558,16 +560,68 @@ def _enter_namespaces(policy: Policy, *, userns: bool) -> tuple[list[str], int]:
     return layers, alive_r
 
 
-def _enter_namespaces_in_place(policy: Policy) -> list[str]:
-    """In pid 1 of a fresh pid namespace (root path): unshare the others and build the new root."""
+def _enter_namespaces_in_place(policy: Policy, *, seccomp: bool = False) -> list[str]:
+    """In pid 1 of a fresh pid namespace (root path): unshare the others and build the new root.
+
+    The network namespace is the empty one every child of :func:`fork_into_pid_namespace` starts
+    in, kept when the worker can neither use nor change it (``seccomp``: the filter will deny
+    ``socket()``; and a ``drop_uid``): then only mount, IPC and UTS are unshared.
+    """
     libc = _libc()
-    if libc.unshare(_CLONE_NEWNS | _CLONE_NEWNET | _CLONE_NEWIPC | _CLONE_NEWUTS) != 0:
+    flags = _CLONE_NEWNS | _CLONE_NEWIPC | _CLONE_NEWUTS
+    if not (seccomp and policy.drop_uid not in (None, 0) and _in_shared_net_namespace()):
+        flags |= _CLONE_NEWNET
+    if libc.unshare(flags) != 0:
         return []
     layers = ["net-namespace"]
     libc.sethostname(b"sandbox", 7)  # cosmetic; ignore failure
     if _build_root(policy, drop_uid=policy.drop_uid):
         layers.append("mount-allowlist")
     return layers
+
+
+_shared_net_namespace: int | None = None
+"""An fd of the empty network namespace :func:`fork_into_pid_namespace` puts its children in,
+made at its first call (-1: it cannot be made)."""
+_shared_net_id: tuple[int, int] | None = None
+"""(st_dev, st_ino) of that namespace."""
+
+
+def _make_shared_net_namespace() -> int:
+    """An fd of a new, empty network namespace, made without leaving this process's own; -1 if
+    that is not possible (then every worker unshares its own, as before)."""
+    global _shared_net_id
+    libc = _libc()
+    try:
+        own = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return -1
+    fd = -1
+    try:
+        if libc.unshare(_CLONE_NEWNET) != 0:
+            return -1
+        try:
+            fd = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+            st = os.fstat(fd)
+            _shared_net_id = (st.st_dev, st.st_ino)
+        finally:
+            if libc.setns(own, _CLONE_NEWNET) != 0:
+                err = libc.ctypes.get_errno()
+                raise IsolationError(f"cannot return to this process's network namespace: {os.strerror(err)}")
+    finally:
+        os.close(own)
+    return fd
+
+
+def _in_shared_net_namespace() -> bool:
+    """This process is in the network namespace :func:`_make_shared_net_namespace` made."""
+    if _shared_net_id is None:
+        return False
+    try:
+        st = os.stat("/proc/self/ns/net")
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino) == _shared_net_id
 
 
 _own_pid_namespace: int | None = None
@@ -584,8 +638,13 @@ def fork_into_pid_namespace() -> int | None:
     children back at its own pid namespace (``setns``), and the next call makes a new one again.
     Elsewhere (no root, or the user-namespace path) it returns None: fork as usual and let
     :func:`enter` build the namespaces behind a supervisor.
+
+    The child also starts in a network namespace this process made once, at its first call, and
+    kept (an empty one: its only interface, ``lo``, is down), so that :func:`enter` need not make
+    one per worker, the costliest namespace to make and to tear down (see
+    :func:`_enter_namespaces_in_place` for when it keeps it). This process stays in its own.
     """
-    global _own_pid_namespace
+    global _own_pid_namespace, _shared_net_namespace
     caps = probe()
     if not (caps.linux and caps.root and caps.cap_sys_admin and caps.pivot_root and os.geteuid() == 0):
         return None
@@ -596,6 +655,8 @@ def fork_into_pid_namespace() -> int | None:
             _own_pid_namespace = -1
     if _own_pid_namespace < 0:
         return None
+    if _shared_net_namespace is None:
+        _shared_net_namespace = _make_shared_net_namespace()
     libc = _libc()
     if libc.unshare(_CLONE_NEWPID) != 0:
         return None
@@ -606,6 +667,10 @@ def fork_into_pid_namespace() -> int | None:
         if pid != 0 and libc.setns(_own_pid_namespace, _CLONE_NEWPID) != 0:
             err = libc.ctypes.get_errno()
             raise IsolationError(f"cannot return to this process's pid namespace: {os.strerror(err)}")
+    if pid == 0 and _shared_net_namespace >= 0:
+        libc.setns(_shared_net_namespace, _CLONE_NEWNET)  # if it fails, enter() unshares its own
+        os.close(_shared_net_namespace)
+        _shared_net_namespace = -1
     return pid
 
 

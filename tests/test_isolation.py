@@ -136,6 +136,44 @@ def test_loopback_listener_is_unreachable(policy: dict[str, Any], errnos: tuple[
     assert denied(result_of(out)["connect"], *errnos), result_of(out)
 
 
+@pytest.mark.parametrize(
+    ("policy", "errnos"),
+    [
+        pytest.param({}, (errno.EPERM,), marks=[seccomp], id="full"),
+        pytest.param({"seccomp": False}, (errno.ENETUNREACH,), id="net-namespace"),
+    ],
+)
+@root
+@namespaces
+def test_loopback_listener_is_unreachable_from_a_pid1_worker(
+    policy: dict[str, Any], errnos: tuple[int, ...]
+) -> None:
+    """The fork-server's path: the worker forked by fork_into_pid_namespace, enter(pid1=True)."""
+    out = run_probe("network", policy, listen=True, pid1=True)
+    assert "net-namespace" in out["layers"]
+    assert denied(result_of(out)["connect"], *errnos), result_of(out)
+
+
+@root
+@namespaces
+@seccomp
+def test_pid1_workers_share_an_empty_net_namespace_only_when_they_cannot_use_it() -> None:
+    """Workers forked as pid 1 start in one network namespace the fork-server made once (only
+    ``lo``, down: no route) and keep it only with the seccomp filter (no socket()) and a dropped
+    uid; any other worker gets one of its own. The fork-server stays in its own."""
+    out = run_probe("hold", {}, pid1=True)
+    assert out["layers"] == FULL_LAYERS
+    assert out["worker_interfaces"] == ["lo"] and out["worker_routes"] == []
+    assert out["worker_net"] == out["next_worker_net"] != out["driver_net"]
+    assert out["driver_net"] == os.stat("/proc/self/ns/net").st_ino
+    for policy in ({"seccomp": False}, {"drop_uid": None}):
+        out = run_probe("hold", policy, pid1=True)
+        assert "net-namespace" in out["layers"], policy
+        assert out["worker_interfaces"] == ["lo"] and out["worker_routes"] == [], policy
+        assert out["worker_net"] not in (out["next_worker_net"], out["driver_net"]), policy
+        assert out["next_worker_net"] != out["driver_net"]
+
+
 @linux
 def test_loopback_listener_is_reachable_without_sandbox() -> None:
     """Control: the network probe does reach the listener when nothing isolates the worker."""
