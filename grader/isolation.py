@@ -164,6 +164,9 @@ _MNT_DETACH = 2
 _PR_SET_PDEATHSIG = 1
 _PR_GET_DUMPABLE = 3
 _PR_SET_DUMPABLE = 4
+_PR_SET_SECCOMP = 22
+_PR_SET_NO_NEW_PRIVS = 38
+_SECCOMP_MODE_FILTER = 2
 _SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41}
 _CAP_SYS_ADMIN = 21
 
@@ -296,13 +299,17 @@ def prepare() -> Capabilities:
     """Warm everything :func:`enter` needs; call it once in the zygote, before forking workers.
 
     Probes the machine, loads libc and libseccomp, and imports the modules used after the
-    filesystem has been replaced, so a worker's :func:`enter` does no imports or lookups.
+    filesystem has been replaced, so a worker's :func:`enter` does no imports or lookups. It
+    also compiles the seccomp filter of a worker that is pid 1 (of its own pid namespace), so
+    that such a worker only loads it.
     """
     caps = probe()
     if caps.linux:
         _libc()
         import ctypes.util  # noqa: F401
         import resource  # noqa: F401
+    if caps.seccomp:
+        _compile_seccomp(1)
     return caps
 
 
@@ -1041,7 +1048,28 @@ def _install_seccomp(self_pid: int) -> None:
     Threads keep working: ``clone`` is allowed with ``CLONE_THREAD``, and glibc falls back to it
     when ``clone3`` says ENOSYS. Signals may still be sent to the process itself (``raise``,
     ``abort``), never to another one.
+
+    The filter :func:`prepare` compiled for this ``self_pid`` (pid 1) is loaded as it is, the way
+    libseccomp loads it (``PR_SET_NO_NEW_PRIVS``, then the BPF program); any other is built here.
     """
+    compiled = _seccomp_programs.get(self_pid)
+    if compiled is not None:
+        libc = _libc()
+        try:
+            libc.check(libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "PR_SET_NO_NEW_PRIVS")
+            address = libc.ctypes.addressof(compiled[1])
+            libc.check(libc.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, address, 0, 0), "PR_SET_SECCOMP")
+        except OSError as exc:
+            raise IsolationError(f"cannot load the seccomp filter: {exc}") from exc
+        return
+    try:
+        _seccomp_filter(self_pid).load()
+    except OSError as exc:
+        raise IsolationError(f"cannot load the seccomp filter: {exc}") from exc
+
+
+def _seccomp_filter(self_pid: int) -> Any:
+    """The deny-list filter (a ``pyseccomp.SyscallFilter``) of a process whose pid is ``self_pid``."""
     import errno
 
     import pyseccomp as sc
@@ -1063,7 +1091,53 @@ def _install_seccomp(self_pid: int) -> None:
         rule(eperm, name, sc.Arg(0, sc.NE, self_pid))
     rule(eperm, "prctl", sc.Arg(0, sc.EQ, _PR_SET_PDEATHSIG))
     rule(eperm, "prlimit64", sc.Arg(2, sc.NE, 0))
+    return flt
+
+
+_seccomp_programs: dict[int, tuple[Any, Any]] = {}
+"""self pid -> (BPF program, its ``struct sock_fprog``) as ctypes buffers (:func:`_compile_seccomp`)."""
+
+
+def _compile_seccomp(self_pid: int) -> None:
+    """Compile :func:`_seccomp_filter` to BPF (libseccomp's own export) for :func:`_install_seccomp`.
+
+    Skipped (the filter is then built at each install) where the export fails, or where
+    libseccomp would load it with flags other than no-new-privileges alone.
+    """
+    if self_pid in _seccomp_programs:
+        return
     try:
-        flt.load()
-    except OSError as exc:
-        raise IsolationError(f"cannot load the seccomp filter: {exc}") from exc
+        import pyseccomp as sc
+
+        flt = _seccomp_filter(self_pid)
+        if flt.get_attr(sc.Attr.CTL_NNP) != 1 or any(
+            flt.get_attr(attr) for attr in (sc.Attr.CTL_TSYNC, sc.Attr.CTL_LOG, sc.Attr.CTL_SSB)
+        ):
+            return
+        fd = os.memfd_create("seccomp-bpf", os.MFD_CLOEXEC)
+        try:
+            flt.export_bpf(_Fd(fd))
+            size = os.lseek(fd, 0, os.SEEK_CUR)
+            program = os.pread(fd, size, 0)
+        finally:
+            os.close(fd)
+    except (ImportError, RuntimeError, OSError, AttributeError, ValueError):
+        return
+    if not program or len(program) % 8 or len(program) // 8 > 0xFFFF:
+        return
+    import struct
+
+    ctypes = _libc().ctypes
+    buffer = ctypes.create_string_buffer(program, len(program))
+    fprog = struct.pack("@HP", len(program) // 8, ctypes.addressof(buffer))  # struct sock_fprog
+    _seccomp_programs[self_pid] = (buffer, ctypes.create_string_buffer(fprog, len(fprog)))
+
+
+class _Fd:
+    """A file descriptor with the ``fileno()`` that pyseccomp's export wants."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def fileno(self) -> int:
+        return self.fd

@@ -9,11 +9,13 @@ namespaces and libseccomp, every test runs.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import json
 import os
 import signal
 import stat
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -390,6 +392,31 @@ def test_really_unprivileged_worker_uses_a_user_namespace() -> None:
         expected.append("mount-allowlist")  # not here: the Python lives under /root (0700)
     assert out["layers"] == [*expected, "no-capabilities", "seccomp"]
     assert denied(result_of(out)["connect"], errno.EPERM)
+
+
+# --------------------------------------------------------------------------------------------
+# in-process (no fork, no mounts, nothing loaded)
+
+
+@seccomp
+def test_prepare_compiles_the_pid_1_filter_as_libseccomp_exports_it() -> None:
+    """A worker that is pid 1 loads the BPF prepare() compiled: libseccomp's own export of the
+    filter it would build (the probes above run such workers, seccomp-only ones build theirs)."""
+    isolation.prepare()
+    program, fprog = isolation._seccomp_programs[1]
+    read_end, write_end = os.pipe()
+    try:
+        isolation._seccomp_filter(1).export_bpf(isolation._Fd(write_end))
+        os.close(write_end)
+        write_end = -1
+        assert os.read(read_end, 1 << 20) == program.raw
+    finally:
+        os.close(read_end)
+        if write_end >= 0:
+            os.close(write_end)
+    length, address = struct.unpack("@HP", fprog.raw)
+    assert length * 8 == len(program.raw) > 0 and address == ctypes.addressof(program)
+    assert 2 not in isolation._seccomp_programs, "only pid 1's filter is the same in every worker"
 
 
 # --------------------------------------------------------------------------------------------
