@@ -20,7 +20,9 @@ of the layers now in force:
    small writable ``/tmp`` whose ``/tmp/work`` becomes the working directory. As root, the
    fork-server saves that second fork: it forks the worker straight into a new pid namespace
    (:func:`fork_into_pid_namespace`), :func:`enter` (``pid1=True``) unshares the other
-   namespaces in place, and the fork-server does the supervisor's waiting and reporting.
+   namespaces in place, and the fork-server does the supervisor's waiting and reporting. Such a
+   worker starts in an empty network namespace the fork-server made once, and keeps it when it
+   can neither use nor change it (seccomp filter and uid change to come) instead of making one.
 3. Privileges: as root, ``setgroups([])``/``setgid``/``setuid`` to ``Policy.drop_uid``
    (``"uid-65534"``); inside a user namespace, every capability is dropped
    (``"no-capabilities"``).
@@ -163,6 +165,9 @@ _MNT_DETACH = 2
 _PR_SET_PDEATHSIG = 1
 _PR_GET_DUMPABLE = 3
 _PR_SET_DUMPABLE = 4
+_PR_SET_SECCOMP = 22
+_PR_SET_NO_NEW_PRIVS = 38
+_SECCOMP_MODE_FILTER = 2
 _SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41}
 _CAP_SYS_ADMIN = 21
 
@@ -295,13 +300,17 @@ def prepare() -> Capabilities:
     """Warm everything :func:`enter` needs; call it once in the zygote, before forking workers.
 
     Probes the machine, loads libc and libseccomp, and imports the modules used after the
-    filesystem has been replaced, so a worker's :func:`enter` does no imports or lookups.
+    filesystem has been replaced, so a worker's :func:`enter` does no imports or lookups. It
+    also compiles the seccomp filter of a worker that is pid 1 (of its own pid namespace), so
+    that such a worker only loads it.
     """
     caps = probe()
     if caps.linux:
         _libc()
         import ctypes.util  # noqa: F401
         import resource  # noqa: F401
+    if caps.seccomp:
+        _compile_seccomp(1)
     return caps
 
 
@@ -370,7 +379,7 @@ def enter(
         # Already pid 1 of its own pid namespace, whatever happens to the other namespaces.
         layers.append("pid-namespace")
         if policy.namespaces and caps.namespaces:
-            layers += _enter_namespaces_in_place(policy)
+            layers += _enter_namespaces_in_place(policy, seccomp=policy.seccomp and caps.seccomp)
     elif policy.namespaces and caps.namespaces:
         ns_layers, alive_fd = _enter_namespaces(policy, userns=not root_path)
         layers += ns_layers
@@ -559,16 +568,68 @@ def _enter_namespaces(policy: Policy, *, userns: bool) -> tuple[list[str], int]:
     return layers, alive_r
 
 
-def _enter_namespaces_in_place(policy: Policy) -> list[str]:
-    """In pid 1 of a fresh pid namespace (root path): unshare the others and build the new root."""
+def _enter_namespaces_in_place(policy: Policy, *, seccomp: bool = False) -> list[str]:
+    """In pid 1 of a fresh pid namespace (root path): unshare the others and build the new root.
+
+    The network namespace is the empty one every child of :func:`fork_into_pid_namespace` starts
+    in, kept when the worker can neither use nor change it (``seccomp``: the filter will deny
+    ``socket()``; and a ``drop_uid``): then only mount, IPC and UTS are unshared.
+    """
     libc = _libc()
-    if libc.unshare(_CLONE_NEWNS | _CLONE_NEWNET | _CLONE_NEWIPC | _CLONE_NEWUTS) != 0:
+    flags = _CLONE_NEWNS | _CLONE_NEWIPC | _CLONE_NEWUTS
+    if not (seccomp and policy.drop_uid not in (None, 0) and _in_shared_net_namespace()):
+        flags |= _CLONE_NEWNET
+    if libc.unshare(flags) != 0:
         return []
     layers = ["net-namespace"]
     libc.sethostname(b"sandbox", 7)  # cosmetic; ignore failure
     if _build_root(policy, drop_uid=policy.drop_uid):
         layers.append("mount-allowlist")
     return layers
+
+
+_shared_net_namespace: int | None = None
+"""An fd of the empty network namespace :func:`fork_into_pid_namespace` puts its children in,
+made at its first call (-1: it cannot be made)."""
+_shared_net_id: tuple[int, int] | None = None
+"""(st_dev, st_ino) of that namespace."""
+
+
+def _make_shared_net_namespace() -> int:
+    """An fd of a new, empty network namespace, made without leaving this process's own; -1 if
+    that is not possible (then every worker unshares its own, as before)."""
+    global _shared_net_id
+    libc = _libc()
+    try:
+        own = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return -1
+    fd = -1
+    try:
+        if libc.unshare(_CLONE_NEWNET) != 0:
+            return -1
+        try:
+            fd = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+            st = os.fstat(fd)
+            _shared_net_id = (st.st_dev, st.st_ino)
+        finally:
+            if libc.setns(own, _CLONE_NEWNET) != 0:
+                err = libc.ctypes.get_errno()
+                raise IsolationError(f"cannot return to this process's network namespace: {os.strerror(err)}")
+    finally:
+        os.close(own)
+    return fd
+
+
+def _in_shared_net_namespace() -> bool:
+    """This process is in the network namespace :func:`_make_shared_net_namespace` made."""
+    if _shared_net_id is None:
+        return False
+    try:
+        st = os.stat("/proc/self/ns/net")
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino) == _shared_net_id
 
 
 _own_pid_namespace: int | None = None
@@ -585,8 +646,13 @@ def fork_into_pid_namespace() -> int | None:
     children back at its own pid namespace (``setns``), and the next call makes a new one again.
     Elsewhere (no root, or the user-namespace path) it returns None: fork as usual and let
     :func:`enter` build the namespaces behind a supervisor.
+
+    The child also starts in a network namespace this process made once, at its first call, and
+    kept (an empty one: its only interface, ``lo``, is down), so that :func:`enter` need not make
+    one per worker, the costliest namespace to make and to tear down (see
+    :func:`_enter_namespaces_in_place` for when it keeps it). This process stays in its own.
     """
-    global _own_pid_namespace
+    global _own_pid_namespace, _shared_net_namespace
     caps = probe()
     if not (caps.linux and caps.root and caps.cap_sys_admin and caps.pivot_root and os.geteuid() == 0):
         return None
@@ -597,6 +663,8 @@ def fork_into_pid_namespace() -> int | None:
             _own_pid_namespace = -1
     if _own_pid_namespace < 0:
         return None
+    if _shared_net_namespace is None:
+        _shared_net_namespace = _make_shared_net_namespace()
     libc = _libc()
     if libc.unshare(_CLONE_NEWPID) != 0:
         return None
@@ -607,6 +675,10 @@ def fork_into_pid_namespace() -> int | None:
         if pid != 0 and libc.setns(_own_pid_namespace, _CLONE_NEWPID) != 0:
             err = libc.ctypes.get_errno()
             raise IsolationError(f"cannot return to this process's pid namespace: {os.strerror(err)}")
+    if pid == 0 and _shared_net_namespace >= 0:
+        libc.setns(_shared_net_namespace, _CLONE_NEWNET)  # if it fails, enter() unshares its own
+        os.close(_shared_net_namespace)
+        _shared_net_namespace = -1
     return pid
 
 
@@ -995,7 +1067,28 @@ def _install_seccomp(self_pid: int) -> None:
     Threads keep working: ``clone`` is allowed with ``CLONE_THREAD``, and glibc falls back to it
     when ``clone3`` says ENOSYS. Signals may still be sent to the process itself (``raise``,
     ``abort``), never to another one.
+
+    The filter :func:`prepare` compiled for this ``self_pid`` (pid 1) is loaded as it is, the way
+    libseccomp loads it (``PR_SET_NO_NEW_PRIVS``, then the BPF program); any other is built here.
     """
+    compiled = _seccomp_programs.get(self_pid)
+    if compiled is not None:
+        libc = _libc()
+        try:
+            libc.check(libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "PR_SET_NO_NEW_PRIVS")
+            address = libc.ctypes.addressof(compiled[1])
+            libc.check(libc.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, address, 0, 0), "PR_SET_SECCOMP")
+        except OSError as exc:
+            raise IsolationError(f"cannot load the seccomp filter: {exc}") from exc
+        return
+    try:
+        _seccomp_filter(self_pid).load()
+    except OSError as exc:
+        raise IsolationError(f"cannot load the seccomp filter: {exc}") from exc
+
+
+def _seccomp_filter(self_pid: int) -> Any:
+    """The deny-list filter (a ``pyseccomp.SyscallFilter``) of a process whose pid is ``self_pid``."""
     import errno
 
     import pyseccomp as sc
@@ -1017,7 +1110,53 @@ def _install_seccomp(self_pid: int) -> None:
         rule(eperm, name, sc.Arg(0, sc.NE, self_pid))
     rule(eperm, "prctl", sc.Arg(0, sc.EQ, _PR_SET_PDEATHSIG))
     rule(eperm, "prlimit64", sc.Arg(2, sc.NE, 0))
+    return flt
+
+
+_seccomp_programs: dict[int, tuple[Any, Any]] = {}
+"""self pid -> (BPF program, its ``struct sock_fprog``) as ctypes buffers (:func:`_compile_seccomp`)."""
+
+
+def _compile_seccomp(self_pid: int) -> None:
+    """Compile :func:`_seccomp_filter` to BPF (libseccomp's own export) for :func:`_install_seccomp`.
+
+    Skipped (the filter is then built at each install) where the export fails, or where
+    libseccomp would load it with flags other than no-new-privileges alone.
+    """
+    if self_pid in _seccomp_programs:
+        return
     try:
-        flt.load()
-    except OSError as exc:
-        raise IsolationError(f"cannot load the seccomp filter: {exc}") from exc
+        import pyseccomp as sc
+
+        flt = _seccomp_filter(self_pid)
+        if flt.get_attr(sc.Attr.CTL_NNP) != 1 or any(
+            flt.get_attr(attr) for attr in (sc.Attr.CTL_TSYNC, sc.Attr.CTL_LOG, sc.Attr.CTL_SSB)
+        ):
+            return
+        fd = os.memfd_create("seccomp-bpf", os.MFD_CLOEXEC)
+        try:
+            flt.export_bpf(_Fd(fd))
+            size = os.lseek(fd, 0, os.SEEK_CUR)
+            program = os.pread(fd, size, 0)
+        finally:
+            os.close(fd)
+    except (ImportError, RuntimeError, OSError, AttributeError, ValueError):
+        return
+    if not program or len(program) % 8 or len(program) // 8 > 0xFFFF:
+        return
+    import struct
+
+    ctypes = _libc().ctypes
+    buffer = ctypes.create_string_buffer(program, len(program))
+    fprog = struct.pack("@HP", len(program) // 8, ctypes.addressof(buffer))  # struct sock_fprog
+    _seccomp_programs[self_pid] = (buffer, ctypes.create_string_buffer(fprog, len(fprog)))
+
+
+class _Fd:
+    """A file descriptor with the ``fileno()`` that pyseccomp's export wants."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def fileno(self) -> int:
+        return self.fd

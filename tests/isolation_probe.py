@@ -10,7 +10,8 @@ one JSON object: the messages, how the worker ended, and the tail of its log.
 SPEC keys: ``probe`` (a name in PROBES), ``policy`` (keyword arguments of Policy, with
 ``limits`` as a dict), ``capabilities`` (fields to override in probe()'s answer), ``sys_path``
 (entries to prepend before enter), ``become_uid`` (switch to this uid before enter, to take the
-unprivileged path), ``args`` (for the probe), ``listen`` (open a TCP listener on 127.0.0.1).
+unprivileged path), ``args`` (for the probe), ``listen`` (open a TCP listener on 127.0.0.1),
+``pid1`` (fork the worker like the grader's fork-server, with ``fork_into_pid_namespace``, as root).
 """
 
 from __future__ import annotations
@@ -299,6 +300,13 @@ def probe_daemon(args: dict[str, Any], report: Report) -> dict[str, Any]:
     return {"not_killed": True}
 
 
+def probe_hold(args: dict[str, Any], report: Report) -> dict[str, Any]:
+    """Report, then wait to be killed: the driver looks at the worker from outside meanwhile."""
+    report({"hold": True})
+    time.sleep(args.get("hold_seconds", 60))  # bounded, in case the driver does not kill it
+    return {"not_killed": True}
+
+
 PROBES: dict[str, Callable[[dict[str, Any], Report], dict[str, Any]]] = {
     name.removeprefix("probe_"): func for name, func in globals().items() if name.startswith("probe_")
 }
@@ -316,8 +324,11 @@ def _policy(spec: dict[str, Any]) -> isolation.Policy:
     return isolation.Policy(limits=limits, **raw)
 
 
-def _worker(spec: dict[str, Any], sock: int, log_path: str) -> None:
-    """Set up like the grader's worker, enter the sandbox, run the probe, report, exit."""
+def _worker(spec: dict[str, Any], sock: int, log_path: str, alive_fd: int = -1) -> None:
+    """Set up like the grader's worker, enter the sandbox, run the probe, report, exit.
+
+    ``alive_fd`` >= 0: forked by ``fork_into_pid_namespace`` like the grader's workers (pid 1).
+    """
 
     def report(message: dict[str, Any]) -> None:
         data = json.dumps(message).encode() + b"\n"
@@ -332,7 +343,7 @@ def _worker(spec: dict[str, Any], sock: int, log_path: str) -> None:
         os.dup2(null, 0)
         os.dup2(log, 1)
         os.dup2(log, 2)
-        keep = sorted({0, 1, 2, sock})
+        keep = sorted({0, 1, 2, sock} | ({alive_fd} if alive_fd >= 0 else set()))
         for low, high in zip(keep, [*keep[1:], 1 << 20]):
             os.closerange(low + 1, high)
         os.environ.clear()
@@ -349,7 +360,7 @@ def _worker(spec: dict[str, Any], sock: int, log_path: str) -> None:
         caps = isolation.probe()
         if "capabilities" in spec:
             caps = dataclasses.replace(caps, **spec["capabilities"])
-        layers = isolation.enter(_policy(spec), capabilities=caps)
+        layers = isolation.enter(_policy(spec), capabilities=caps, pid1=alive_fd >= 0, alive_fd=alive_fd)
         report({"layers": list(layers)})
         result = PROBES[spec["probe"]](spec.get("args", {}), report)
         report({"result": result})
@@ -374,9 +385,13 @@ def main() -> None:
     log_dir = tempfile.mkdtemp(prefix="isolation-probe-")
     log_path = os.path.join(log_dir, "worker.log")
     ours, theirs = socket.socketpair()
-    pid = os.fork()
+    alive = os.pipe() if spec.get("pid1") else None
+    forked = isolation.fork_into_pid_namespace() if alive else os.fork()
+    if forked is None:
+        raise SystemExit("fork_into_pid_namespace is not possible here")
+    pid = forked
     if pid == 0:
-        _worker(spec, theirs.fileno(), log_path)
+        _worker(spec, theirs.fileno(), log_path, alive[0] if alive else -1)
     theirs.close()
 
     messages: list[dict[str, Any]] = []
@@ -397,6 +412,14 @@ def main() -> None:
             line, buffer = buffer.split(b"\n", 1)
             message = json.loads(line)
             messages.append(message)
+            if "hold" in message and killed_at is None:
+                out["worker_net"] = _net_namespace(str(pid))
+                with open(f"/proc/{pid}/net/dev") as f:
+                    out["worker_interfaces"] = [line.split(":")[0].strip() for line in f.readlines()[2:]]
+                with open(f"/proc/{pid}/net/route") as f:
+                    out["worker_routes"] = f.readlines()[1:]
+                os.kill(pid, signal.SIGKILL)
+                killed_at = time.monotonic()
             if "daemon" in message and killed_at is None:
                 # The grader's timeout: SIGKILL the worker pid (the supervisor). The daemon holds
                 # a copy of the socket, so EOF only comes if it died with the pid namespace.
@@ -413,7 +436,27 @@ def main() -> None:
         out["status"] = {"exited": os.WEXITSTATUS(status)}
     with open(log_path, errors="replace") as f:
         out["worker_log"] = f.read()[-4000:]
+    if alive:
+        out["driver_net"] = _net_namespace("self")
+        out["next_worker_net"] = _next_worker_net_namespace()
     print(json.dumps(out))
+
+
+def _net_namespace(pid: str) -> int:
+    return os.stat(f"/proc/{pid}/ns/net").st_ino
+
+
+def _next_worker_net_namespace() -> int:
+    """The network namespace the next worker forked by ``fork_into_pid_namespace`` starts in."""
+    read_end, write_end = os.pipe()
+    pid = isolation.fork_into_pid_namespace()
+    if pid == 0:
+        os.write(write_end, str(_net_namespace("self")).encode())
+        os._exit(0)
+    assert pid is not None
+    os.close(write_end)
+    os.waitpid(pid, 0)
+    return int(os.read(read_end, 64))
 
 
 if __name__ == "__main__":

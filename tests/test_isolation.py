@@ -9,11 +9,13 @@ namespaces and libseccomp, every test runs.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import json
 import os
 import signal
 import stat
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -135,6 +137,44 @@ def test_non_linux_path_applies_only_rlimits() -> None:
 def test_loopback_listener_is_unreachable(policy: dict[str, Any], errnos: tuple[int, ...]) -> None:
     out = run_probe("network", policy, listen=True)
     assert denied(result_of(out)["connect"], *errnos), result_of(out)
+
+
+@pytest.mark.parametrize(
+    ("policy", "errnos"),
+    [
+        pytest.param({}, (errno.EPERM,), marks=[seccomp], id="full"),
+        pytest.param({"seccomp": False}, (errno.ENETUNREACH,), id="net-namespace"),
+    ],
+)
+@root
+@namespaces
+def test_loopback_listener_is_unreachable_from_a_pid1_worker(
+    policy: dict[str, Any], errnos: tuple[int, ...]
+) -> None:
+    """The fork-server's path: the worker forked by fork_into_pid_namespace, enter(pid1=True)."""
+    out = run_probe("network", policy, listen=True, pid1=True)
+    assert "net-namespace" in out["layers"]
+    assert denied(result_of(out)["connect"], *errnos), result_of(out)
+
+
+@root
+@namespaces
+@seccomp
+def test_pid1_workers_share_an_empty_net_namespace_only_when_they_cannot_use_it() -> None:
+    """Workers forked as pid 1 start in one network namespace the fork-server made once (only
+    ``lo``, down: no route) and keep it only with the seccomp filter (no socket()) and a dropped
+    uid; any other worker gets one of its own. The fork-server stays in its own."""
+    out = run_probe("hold", {}, pid1=True)
+    assert out["layers"] == FULL_LAYERS
+    assert out["worker_interfaces"] == ["lo"] and out["worker_routes"] == []
+    assert out["worker_net"] == out["next_worker_net"] != out["driver_net"]
+    assert out["driver_net"] == os.stat("/proc/self/ns/net").st_ino
+    for policy in ({"seccomp": False}, {"drop_uid": None}):
+        out = run_probe("hold", policy, pid1=True)
+        assert "net-namespace" in out["layers"], policy
+        assert out["worker_interfaces"] == ["lo"] and out["worker_routes"] == [], policy
+        assert out["worker_net"] not in (out["next_worker_net"], out["driver_net"]), policy
+        assert out["next_worker_net"] != out["driver_net"]
 
 
 @linux
@@ -352,6 +392,31 @@ def test_really_unprivileged_worker_uses_a_user_namespace() -> None:
         expected.append("mount-allowlist")  # not here: the Python lives under /root (0700)
     assert out["layers"] == [*expected, "no-capabilities", "seccomp"]
     assert denied(result_of(out)["connect"], errno.EPERM)
+
+
+# --------------------------------------------------------------------------------------------
+# in-process (no fork, no mounts, nothing loaded)
+
+
+@seccomp
+def test_prepare_compiles_the_pid_1_filter_as_libseccomp_exports_it() -> None:
+    """A worker that is pid 1 loads the BPF prepare() compiled: libseccomp's own export of the
+    filter it would build (the probes above run such workers, seccomp-only ones build theirs)."""
+    isolation.prepare()
+    program, fprog = isolation._seccomp_programs[1]
+    read_end, write_end = os.pipe()
+    try:
+        isolation._seccomp_filter(1).export_bpf(isolation._Fd(write_end))
+        os.close(write_end)
+        write_end = -1
+        assert os.read(read_end, 1 << 20) == program.raw
+    finally:
+        os.close(read_end)
+        if write_end >= 0:
+            os.close(write_end)
+    length, address = struct.unpack("@HP", fprog.raw)
+    assert length * 8 == len(program.raw) > 0 and address == ctypes.addressof(program)
+    assert 2 not in isolation._seccomp_programs, "only pid 1's filter is the same in every worker"
 
 
 # --------------------------------------------------------------------------------------------
