@@ -61,7 +61,7 @@ def main() -> None:
     kinds = ("bare", "minimal", "auto")
     # The bare grader's fork-server must be forked while the stub is in place.
     original = sandbox._isolate
-    sandbox._isolate = lambda policy: ()  # type: ignore[assignment]
+    sandbox._isolate = lambda policy, **_: ()  # type: ignore[assignment]
     try:
         graders: dict[str, Any] = {"bare": Grader(Settings(isolation="minimal"), zygote_mode="fork")}
     finally:
