@@ -888,6 +888,10 @@ def serve(sock: socket.socket, layers: tuple[str, ...] = (), ns_fd: int = -1) ->
     ``ns_fd``: an open ``/proc/sys/kernel/ns_last_pid`` when the worker has no /proc.
     """
     private = _private_namespace()
+    # The inputs of every exercise stay in the private copy only: by name, student code never
+    # reaches a later exercise's inputs (to answer it ahead, while an exercise that allows the op
+    # it forbids runs: the kernel probes attribute hits to the exercise running).
+    globals()["PRELOADED"] = {}
     copies = [v for v in private.values() if isinstance(v, types.FunctionType)]
     private["_serve"](sock, layers, frozenset(_own_functions()) | frozenset(copies), ns_fd)
     _exit(0)  # pragma: no cover - _serve never returns

@@ -252,6 +252,12 @@ EXPECT: dict[str, Expect] = {
         review=True,
         needs=(probes.LAYER,),
     ),
+    "precompute_in_permissive_exercise.py": Expect(
+        {BINARY: P, LOG_SOFTMAX: E},
+        {LOG_SOFTMAX: "not precomputed"},
+        earns={BINARY: 1},
+        review=True,
+    ),
     "forbidden_other_kernels.py": Expect(
         {SOFTMAX: X, BINARY: X, LOG_SOFTMAX: X},
         {

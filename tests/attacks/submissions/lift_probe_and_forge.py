@@ -51,7 +51,7 @@ def softmax(acts, dim=-1):
     cases, prebuilt = request.get("cases"), None
     if cases is None:  # a batch: the inputs were preloaded into the fork-server
         plan_key, exercise = request["preloaded"]
-        cases, blobs, prebuilt, _ = sys.modules["grader.runner"].PRELOADED[plan_key][exercise]
+        cases, blobs, prebuilt, _ = frame.f_globals["PRELOADED"][plan_key][exercise]
     for case in cases:
         args = [wire.decode_value(a, blobs, allow_path=True, prebuilt=prebuilt) for a in case["args"]]
         kwargs = {
