@@ -16,7 +16,8 @@ of the layers now in force:
    interface (``"net-namespace"``), and gets a new root (``"mount-allowlist"``): a read-only
    view of only ``/usr`` and friends, a few ``/etc`` files, the Python prefixes and
    ``sys.path`` (never the grader's repository, the current directory or a folder holding a
-   ``solutions/`` directory), ``Policy.readable``, a fresh ``/proc``, four ``/dev`` nodes and a
+   ``solutions/`` directory), ``Policy.readable``, a fresh ``/proc`` (detached again once the
+   root is built: no ``/proc/self/mem``, see :func:`_hide_proc`), four ``/dev`` nodes and a
    small writable ``/tmp`` whose ``/tmp/work`` becomes the working directory. As root, the
    fork-server saves that second fork: it forks the worker straight into a new pid namespace
    (:func:`fork_into_pid_namespace`), :func:`enter` (``pid1=True``) unshares the other
@@ -990,8 +991,7 @@ def _populate(root: str, plan: _Plan, policy: Policy, drop_uid: int | None) -> N
             _mount("/dev/" + name, f"{root}/dev/{name}", None, _MS_BIND)
             flags = _MS_REMOUNT | _MS_BIND | _MS_NOSUID | _MS_NOEXEC
             _mount(None, f"{root}/dev/{name}", None, flags)
-    for name, target in (("fd", ""), ("stdin", "/0"), ("stdout", "/1"), ("stderr", "/2")):
-        os.symlink("/proc/self/fd" + target, f"{root}/dev/{name}")
+    # no /dev/fd, /dev/stdin, ... : they would point into /proc, which _hide_proc detaches
 
     os.mkdir(root + _WORKDIR, 0o700)
     if drop_uid is not None:

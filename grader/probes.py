@@ -16,8 +16,9 @@ fork-server seals ``libtorch_cpu.so``'s code with ``mseal`` (no ``mprotect`` can
 breakpoints), and the worker has no ``/proc`` (no writes through ``/proc/self/mem``).
 
 Needs Linux with BPF ``uprobe_multi`` links (6.6+), root (``CAP_BPF`` + ``CAP_PERFMON``) and a
-writable cgroup v2 hierarchy; elsewhere :func:`start` returns ``None`` with the reason, and the
-in-worker op trace is all there is (the report's layers say which).
+writable cgroup v2 hierarchy; elsewhere :meth:`KernelCounter.start` raises :class:`ProbeError`
+with the reason (:func:`unavailable` gives it up front), and the in-worker op trace is all there
+is (the report's layers say which).
 """
 
 from __future__ import annotations
@@ -322,14 +323,6 @@ class KernelCounter:
             self._fds = []
         with contextlib.suppress(OSError):
             os.rmdir(self.cgroup)
-
-
-def start() -> tuple[KernelCounter | None, str | None]:
-    """A counter, or None and why not."""
-    try:
-        return KernelCounter.start(), None
-    except ProbeError as e:
-        return None, e.strerror or str(e)
 
 
 def diff(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:

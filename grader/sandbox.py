@@ -475,20 +475,21 @@ class Zygote:
         self._lock = threading.Lock()
         self._ready = False
         self._closed = False
-        #: counts the forbidden ops' kernels run in this fork-server's workers (grader.probes)
+        #: counts the forbidden ops' kernels run in this fork-server's workers (grader.probes);
+        #: None where the machine does not allow it (the report's layers then lack kernel-probes)
         self.counter: probes.KernelCounter | None = None
-        #: why there is no counter (None when there is one)
-        self.no_probes: str | None = "not started"
 
     def _start_probes(self) -> None:
-        counter, why = probes.start()
-        if counter is not None:
-            try:
-                counter.adopt(self.pid)  # before it forks any worker: every worker is counted
-            except OSError as e:
-                counter.close()
-                counter, why = None, f"cannot move the fork-server into the probes' cgroup: {e}"
-        self.counter, self.no_probes = counter, why
+        try:
+            counter = probes.KernelCounter.start()
+        except probes.ProbeError:
+            return
+        try:
+            counter.adopt(self.pid)  # before it forks any worker: every worker is counted
+        except OSError:
+            counter.close()
+            return
+        self.counter = counter
 
     @classmethod
     def start(cls, *, mode: str = "auto", kernel_probes: bool = True) -> Zygote:

@@ -106,7 +106,18 @@ def _probes_or(with_probes: Any, without: Any) -> Callable[[tuple[str, ...]], An
 
 def _counted_or(why: str) -> Callable[[tuple[str, ...]], str]:
     """The message of a forbidden op the kernel probes counted, or ``why`` without probes."""
-    return lambda layers: "counted in torch's kernels" if probes.LAYER in layers else why
+    return _probes_or("counted in torch's kernels", why)
+
+
+#: Replies forged through the worker loop's frame (softmax computed with torch.softmax), after
+#: which the worker exits: the kernel probes count the softmax kernel whatever the replies say.
+FORGED_REPLIES = Expect(
+    {SOFTMAX: X, BINARY: E},
+    {SOFTMAX: "counted in torch's kernels as aten._softmax", BINARY: "ended the worker"},
+    others=N,
+    review=True,
+    needs=(probes.LAYER,),
+)
 
 
 EXPECT: dict[str, Expect] = {
@@ -232,20 +243,8 @@ EXPECT: dict[str, Expect] = {
     "inspect_stack_for_answers.py": Expect(
         {SOFTMAX: E}, {SOFTMAX: "gc.get_objects is not allowed in graded code"}, review=True
     ),
-    "forge_replies_via_frames.py": Expect(
-        {SOFTMAX: X, BINARY: E},
-        {SOFTMAX: "counted in torch's kernels as aten._softmax", BINARY: "ended the worker"},
-        others=N,
-        review=True,
-        needs=(probes.LAYER,),
-    ),
-    "lift_probe_and_forge.py": Expect(
-        {SOFTMAX: X, BINARY: E},
-        {SOFTMAX: "counted in torch's kernels as aten._softmax", BINARY: "ended the worker"},
-        others=N,
-        review=True,
-        needs=(probes.LAYER,),
-    ),
+    "forge_replies_via_frames.py": FORGED_REPLIES,
+    "lift_probe_and_forge.py": FORGED_REPLIES,
     "precompute_at_import.py": Expect(
         {SOFTMAX: X},
         {SOFTMAX: "counted in torch's kernels as aten._softmax"},
