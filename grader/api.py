@@ -15,13 +15,17 @@ from grader import specs
 from grader.engine import Plan, build_plan, grade
 from grader.errors import GraderError
 from grader.model import Report
-from grader.sandbox import OutputCapture, Worker, Zygote
+from grader.sandbox import OutputCapture, SandboxError, Worker, Zygote
 from grader.settings import Settings
 from grader.submission import Submission, read_submission
 from grader.version import __version__
 
 with contextlib.suppress(ImportError):
     import grader.isolation  # noqa: F401 - likewise
+
+#: a Grader whose plan is preloaded (a batch) moves its fork-server into huge pages once it has
+#: graded this many submissions: enough to show the batch is long enough to repay it
+HUGE_PAGES_AFTER = 8
 
 
 class Grader:
@@ -42,6 +46,9 @@ class Grader:
         torch.set_num_threads(1)
         self.zygote = Zygote.start(mode=mode, kernel_probes=self.settings.isolation != "minimal")
         self._plan: Plan | None = None
+        self._graded = 0
+        #: MiB of the fork-server's memory in huge pages (None: not asked yet)
+        self.huge_pages_mib: int | None = None
 
     @property
     def plan(self) -> Plan:
@@ -63,6 +70,14 @@ class Grader:
         return Worker(self.zygote, self.settings.policy(), output)
 
     def grade_submission(self, submission: Submission, *, hints_used: dict[str, int] | None = None) -> Report:
+        self._graded += 1
+        preloaded = self._plan is not None and self._plan.preloaded is not None
+        if preloaded and self._graded > HUGE_PAGES_AFTER and self.huge_pages_mib is None:
+            # a batch long enough to repay the fork-server's move into huge pages (~0.3 s once,
+            # ~9 CPU-ms less per worker); a fork-server gone is reported by the grading below
+            self.huge_pages_mib = 0
+            with contextlib.suppress(SandboxError):
+                self.huge_pages_mib = self.zygote.huge_pages()
         try:
             report, _ = grade(submission, self.plan, self.new_worker, self.settings, hints_used=hints_used)
             return report

@@ -213,3 +213,34 @@ def test_preloaded_inputs_are_shared_and_a_mutated_one_is_renewed_for_later_call
     assert float(wire.decode_value(third["result"]["value"], out)) == 15.0
     runner.call_case(reader, case, blobs, set(), traced=False, prebuilt=pristine, shared=shared)
     assert seen[-1] is seen[-2], "an untouched input is handed over as it is, without a copy"
+
+
+def _thp_available() -> bool:
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
+            return "[never]" not in f.read()
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _thp_available(), reason="no transparent huge pages here")
+def test_a_batch_moves_the_fork_server_into_huge_pages_and_grades_the_same(monkeypatch):
+    from grader import api
+    from grader.settings import Settings
+
+    monkeypatch.setattr(api, "HUGE_PAGES_AFTER", 1)
+    settings = Settings(timeout=5, import_timeout=5, figures=False)
+    with api.Grader(settings) as grader:
+        grader.preload()
+        first = grader.grade_path(ZOO / "all_correct.py").to_dict()
+        assert grader.huge_pages_mib is None
+        second = grader.grade_path(ZOO / "most_confused_ascending.py").to_dict()
+        if grader.huge_pages_mib == 0:
+            pytest.skip("this kernel cannot collapse into huge pages (MADV_COLLAPSE: Linux >= 6.1)")
+        assert grader.huge_pages_mib is not None and grader.huge_pages_mib >= 64
+        with open(f"/proc/{grader.zygote.pid}/smaps") as f:
+            huge_kib = sum(int(line.split()[1]) for line in f if line.startswith("AnonHugePages:"))
+        assert huge_kib >= 64 << 10
+        assert grader.grade_path(ZOO / "all_correct.py").to_dict() == first
+        assert grader.grade_path(ZOO / "most_confused_ascending.py").to_dict() == second
+    assert first["score"] == first["max_score"] and second["score"] < second["max_score"]
