@@ -652,9 +652,9 @@ def _changed(before: torch.Tensor, after: Any) -> bool:
         return True
 
 
-def _encode(value: Any, blobs: list[bytes]) -> Any:
+def _encode(value: Any, blobs: list[bytes | memoryview]) -> Any:
     try:
-        return wire.encode_value(value, blobs)
+        return wire.encode_value(value, blobs, copy=False)  # sent before anything else runs
     except Exception as e:  # the codec refused the value
         return {"t": "unsupported", "type": f"value that cannot be sent ({type(e).__name__})"}
 
@@ -690,7 +690,7 @@ def call_case(
     prebuilt: dict[int, torch.Tensor] | None = None,
     shared: dict[int, torch.Tensor] | None = None,
     admin: Callable[..., Any] | None = None,
-) -> tuple[dict[str, Any], list[bytes]]:
+) -> tuple[dict[str, Any], list[bytes | memoryview]]:
     """Call ``fn`` on one decoded case; return the result header and its blobs.
 
     ``admin`` is the op trace's master key (``claim``; in-process, ``local_admin`` is used).
@@ -728,7 +728,7 @@ def call_case(
         if admin is None:
             hits.append("the grader's op trace is held by other code")
     trace = OpTrace() if traced and admin is not None else None
-    out_blobs: list[bytes] = []
+    out_blobs: list[bytes | memoryview] = []
     value: Any = None
     if trace is not None:
         _push_mode(trace)
@@ -817,7 +817,7 @@ def _gradient(
     value: Any,
     leaf: torch.Tensor,
     grad_output: Any,
-    blobs: list[bytes],
+    blobs: list[bytes | memoryview],
     student_files: set[str],
 ) -> tuple[Any, str | None]:
     if type(value) is not _Tensor:
@@ -922,7 +922,7 @@ def _serve(
     token = ""
     send({"op": "hello", "pid": _getpid(), "layers": list(layers)})
 
-    def reply(header: dict[str, Any], blobs: list[bytes] | tuple[bytes, ...] = ()) -> None:
+    def reply(header: dict[str, Any], blobs: list[bytes | memoryview] | tuple[bytes, ...] = ()) -> None:
         tampered = changed()
         if tampered and header.get("op") == "case":
             why = f"{tampered} was modified"

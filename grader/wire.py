@@ -68,6 +68,9 @@ _np_frombuffer = np.frombuffer
 _np_int16 = np.int16
 _tobytes = np.ndarray.tobytes
 _ndarray_copy = np.ndarray.copy
+_nd_view = np.ndarray.view
+_nd_reshape = np.ndarray.reshape
+_memoryview: Any = memoryview  # (numpy arrays are buffers)
 _prod = math.prod
 _Path = pathlib.Path
 _strided = torch.strided
@@ -274,12 +277,18 @@ def send_frame(
 # ----------------------------------------------------------------------------- values
 
 
-def tensor_bytes(t: torch.Tensor) -> bytes:
-    """Raw little-endian bytes of a strided CPU tensor (contiguous copy; conj/neg views resolved)."""
+def tensor_bytes(t: torch.Tensor, *, copy: bool = True) -> bytes | memoryview:
+    """Raw little-endian bytes of a strided CPU tensor (contiguous copy; conj/neg views resolved).
+
+    ``copy=False`` (a worker's reply, sent at once): a byte view of the tensor's own memory where
+    it is contiguous, which saves the worker a copy of every result.
+    """
     t = _contiguous(_resolve_neg(_resolve_conj(_detach(t))))
     if _dtype_of(t) is _BF16:
         t = _view(t, _I16)
-    return _tobytes(_numpy(t))
+    if copy:
+        return _tobytes(_numpy(t))
+    return _memoryview(_nd_view(_nd_reshape(_numpy(t), -1), _np_uint8))
 
 
 def encode_arg(value: Any, blobs: list[bytes]) -> Any:
@@ -294,8 +303,8 @@ def encode_arg(value: Any, blobs: list[bytes]) -> Any:
     return encode_value(value, blobs)
 
 
-def encode_value(value: Any, blobs: list[bytes], depth: int = 0) -> Any:
-    """Encode a value into tagged JSON, appending tensor bytes to ``blobs``.
+def encode_value(value: Any, blobs: list[Any], depth: int = 0, *, copy: bool = True) -> Any:
+    """Encode a value into tagged JSON, appending tensor bytes to ``blobs`` (views: ``copy=False``).
 
     Only exact ``torch.Tensor``, ``bool``, ``int``, ``float``, ``str``, ``None`` and lists/tuples of
     those are encoded; anything else (subclasses included) becomes ``{"t": "unsupported"}``.
@@ -313,7 +322,7 @@ def encode_value(value: Any, blobs: list[bytes], depth: int = 0) -> Any:
                 "t": "unsupported",
                 "type": f"torch.Tensor of {size:,} bytes (over {MAX_REPLY_BLOB_BYTES:,})",
             }
-        blobs.append(tensor_bytes(value))
+        blobs.append(tensor_bytes(value, copy=copy))
         return {
             "t": "tensor",
             "dtype": _DTYPE_NAMES[dtype],
@@ -338,7 +347,7 @@ def encode_value(value: Any, blobs: list[bytes], depth: int = 0) -> Any:
     if kind is tuple or kind is list:
         if depth >= MAX_DEPTH or len(value) > MAX_ITEMS:
             return {"t": "unsupported", "type": f"{kind.__name__} too large or too deep"}
-        return {"t": kind.__name__, "items": [encode_value(v, blobs, depth + 1) for v in value]}
+        return {"t": kind.__name__, "items": [encode_value(v, blobs, depth + 1, copy=copy) for v in value]}
     module = getattr(kind, "__module__", "?")
     qual = getattr(kind, "__qualname__", "?")
     if isinstance(value, torch.Tensor):
