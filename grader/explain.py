@@ -10,6 +10,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 
 from grader.model import Preview
@@ -137,6 +138,26 @@ def close_mask(got: torch.Tensor, exp: torch.Tensor, tol: Tolerance) -> torch.Te
     return ok | same_nonfinite
 
 
+_NUMPY_FLOATS = (torch.float32, torch.float64)
+
+
+def all_close(got: torch.Tensor, exp: torch.Tensor, tol: Tolerance) -> bool:
+    """``bool(close_mask(got, exp, tol).all())`` for tensors of one shape and dtype, found faster.
+
+    Most results match: equal bytes, or float32/float64 values within the tolerance, checked in
+    numpy with the same operations in the same precision (each op a few microseconds, against
+    torch's dozen). Anything else (nan or inf, a difference, other dtypes) takes ``close_mask``.
+    """
+    if tol.atol >= 0 and tol.rtol >= 0 and same_bytes(got, exp):
+        return True
+    if got.dtype in _NUMPY_FLOATS and got.dtype == exp.dtype and got.shape == exp.shape:
+        g, e = got.detach().numpy(), exp.detach().numpy()
+        with np.errstate(all="ignore"):
+            if bool(np.all(np.abs(g - e) <= np.abs(e) * tol.rtol + tol.atol)):
+                return True
+    return bool(close_mask(got, exp, tol).all())
+
+
 def values_close(got: Any, exp: Any, tol: Tolerance) -> bool:
     """Do two decoded values agree (recursively, within ``tol`` for floating tensors)?"""
     if isinstance(exp, torch.Tensor):
@@ -144,7 +165,7 @@ def values_close(got: Any, exp: Any, tol: Tolerance) -> bool:
             isinstance(got, torch.Tensor)
             and got.shape == exp.shape
             and got.dtype == exp.dtype
-            and bool(close_mask(got, exp, tol).all())
+            and all_close(got, exp, tol)
         )
     if isinstance(exp, (list, tuple)):
         return (
@@ -202,9 +223,9 @@ def compare_tensor(got: Any, exp: torch.Tensor, tol: Tolerance, what: str = "") 
             got=preview(got),
             expected=preview(exp),
         )
-    ok = close_mask(got, exp, tol)
-    if bool(ok.all()):
+    if all_close(got, exp, tol):
         return None
+    ok = close_mask(got, exp, tol)
     bad = ~ok
     n_bad, n = int(bad.sum()), bad.numel()
     first = tuple(int(i) for i in bad.nonzero()[0].tolist()) if got.dim() else ()

@@ -66,3 +66,35 @@ def test_wrong_dtype_and_shape_are_explained_before_values():
     mean_case = next(c for c in result.cases if c.id == "mean")
     assert mean_case.message == "shape (1,), expected ()"
     assert "0-dim" in mean_case.details[0]
+
+
+def test_the_fast_all_close_agrees_with_the_mask_it_stands_for():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from grader.explain import all_close, close_mask
+    from grader.spec import Tolerance
+
+    special = st.sampled_from([0.0, -0.0, 1e-8, 1.0, -1.0, 1e30, float("nan"), float("inf"), float("-inf")])
+    numbers = st.one_of(st.floats(-10, 10, allow_nan=False, width=32), special)
+
+    @settings(max_examples=300, deadline=None)
+    @given(
+        st.lists(
+            st.tuples(numbers, numbers, st.sampled_from([0.0, 1e-7, 1e-3, 0.5])), min_size=0, max_size=6
+        ),
+        st.sampled_from([torch.float32, torch.float64, torch.float16, torch.int64]),
+        st.sampled_from([0.0, 1e-6, 1e-2]),
+        st.sampled_from([0.0, 1e-5, 1e-1]),
+    )
+    def agree(pairs, dtype, atol, rtol):
+        got = torch.tensor([a for a, _, _ in pairs], dtype=torch.float64)
+        # the expected values: the same, nudged, or independent
+        exp = torch.tensor([b if n == 0.5 else a + n for a, b, n in pairs], dtype=torch.float64)
+        if dtype == torch.int64:
+            got, exp = got.nan_to_num(0, 9, -9), exp.nan_to_num(0, 9, -9)
+        got, exp = got.to(dtype), exp.to(dtype)
+        tol = Tolerance(rtol=rtol, atol=atol)
+        assert all_close(got, exp, tol) == bool(close_mask(got, exp, tol).all())
+
+    agree()
