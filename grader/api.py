@@ -47,6 +47,10 @@ class Grader:
         self.zygote = Zygote.start(mode=mode, kernel_probes=self.settings.isolation != "minimal")
         self._plan: Plan | None = None
         self._graded = 0
+        # Batch grading only (a preloaded plan): the next worker, forked while the current one
+        # works, and the last one, still exiting (see new_worker and _settle).
+        self._spare: Worker | None = None
+        self._retired: Worker | None = None
         #: MiB of the fork-server's memory in huge pages (None: not asked yet)
         self.huge_pages_mib: int | None = None
 
@@ -66,8 +70,41 @@ class Grader:
             self.zygote.preload(key, [(pe.exercise.id, pe.run_cases, pe.blobs) for pe in plan.exercises])
             plan.preloaded = key
 
+    @property
+    def _batch(self) -> bool:
+        return self._plan is not None and self._plan.preloaded is not None
+
     def new_worker(self, output: OutputCapture) -> Worker:
-        return Worker(self.zygote, self.settings.policy(), output)
+        """A fresh worker; in a batch, the spare forked earlier (it set itself up meanwhile).
+
+        A spare has run nothing but the grader's own set-up (no student code, and no probed torch
+        kernel: tests/test_probes.py checks it), so taking it is the same as forking one now.
+        """
+        self._settle()
+        worker, self._spare = self._spare, None
+        if worker is None:
+            worker = Worker(self.zygote, self.settings.policy(), output)
+        else:
+            worker.output = output
+        if self._batch:
+            with contextlib.suppress(SandboxError):
+                self._spare = Worker(
+                    self.zygote, self.settings.policy(), OutputCapture(self.settings.output_limit)
+                )
+        return worker
+
+    def _retire(self, worker: Worker) -> None:
+        self._settle()
+        self._retired = worker
+
+    def _settle(self) -> None:
+        """Wait until the last submission's worker is gone (killed if it lingers): the kernel
+        probes count every worker of the fork-server, so no other submission's worker may still
+        run while the next one's calls are counted."""
+        worker, self._retired = self._retired, None
+        if worker is not None:
+            with contextlib.suppress(Exception):
+                worker.finish()
 
     def grade_submission(self, submission: Submission, *, hints_used: dict[str, int] | None = None) -> Report:
         self._graded += 1
@@ -79,7 +116,10 @@ class Grader:
             with contextlib.suppress(SandboxError):
                 self.huge_pages_mib = self.zygote.huge_pages()
         try:
-            report, _ = grade(submission, self.plan, self.new_worker, self.settings, hints_used=hints_used)
+            retire = self._retire if self._batch else None
+            report, _ = grade(
+                submission, self.plan, self.new_worker, self.settings, hints_used=hints_used, retire=retire
+            )
             return report
         except GraderError:
             raise
@@ -98,6 +138,11 @@ class Grader:
         return self.grade_submission(read_submission(path, self.modules), hints_used=hints_used)
 
     def close(self) -> None:
+        self._settle()
+        spare, self._spare = self._spare, None
+        if spare is not None:
+            with contextlib.suppress(Exception):
+                spare.kill()
         self.zygote.close()
 
     def __enter__(self) -> Grader:

@@ -282,11 +282,15 @@ def execute(
     new_worker: WorkerFactory,
     settings: Settings,
     on_exercise: Callable[[PlannedExercise, RawExercise], None] | None = None,
+    retire: Callable[[Worker], None] | None = None,
 ) -> Execution:
     """Run every planned exercise of ``submission`` in workers; respawn after a crash or timeout.
 
     While the worker runs an exercise, the parent builds the next exercise's plan and hands the
-    previous exercise to ``on_exercise`` (the judge), so both processes work at once.
+    previous exercise to ``on_exercise`` (the judge), so both processes work at once. The last
+    worker is asked to exit before the last judging; with ``retire`` it is handed over still
+    exiting (whoever starts the next worker must wait for it first: see ``api.Grader``),
+    otherwise it is waited for here.
     """
     start = time.monotonic()
     output = OutputCapture(settings.output_limit)
@@ -496,13 +500,18 @@ def execute(
         if internal:
             break
     if not internal:
+        if worker is not None:
+            worker.request_exit()  # it exits while the last exercises are judged
         overlap(len(plan))
     if internal:  # a grader bug: stop the worker, then let the caller turn it into a crash report
         drop_worker(kill=True)
         raise internal[0]
     if worker is not None:
-        with contextlib.suppress(Exception):
-            worker.finish()
+        if retire is not None:
+            retire(worker)
+        else:
+            with contextlib.suppress(Exception):
+                worker.finish()
     return Execution(results, output, layers, errors, time.monotonic() - start)
 
 
@@ -715,8 +724,11 @@ def grade(
     settings: Settings,
     *,
     hints_used: dict[str, int] | None = None,
+    retire: Callable[[Worker], None] | None = None,
 ) -> tuple[Report, Execution]:
-    """Grade one submission: run it in workers and judge every exercise here (while the worker runs the next)."""
+    """Grade one submission: run it in workers and judge every exercise here (while the worker runs the next).
+
+    ``retire``: see :func:`execute`."""
     judged: dict[str, ExerciseResult] = {}
 
     def on_exercise(pe: PlannedExercise, raw: RawExercise) -> None:
@@ -727,7 +739,7 @@ def grade(
             result = replace(result, score=round(result.score - penalty, 4))
         judged[pe.exercise.id] = result
 
-    execution = execute(submission, plan, new_worker, settings, on_exercise)
+    execution = execute(submission, plan, new_worker, settings, on_exercise, retire)
     exercises = [judged[ex.id] for ex in plan.specs]
     output = execution.output
     report = Report(

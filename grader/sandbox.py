@@ -739,6 +739,7 @@ class Worker:
         self._sel.register(self.sock, selectors.EVENT_READ, "sock")
         self._sel.register(r, selectors.EVENT_READ, "out")
         self.exit: ExitInfo | None = None
+        self._exit_requested = False
         self.layers: tuple[str, ...] = ()
         #: hits so far of the probed ops' kernels in the fork-server's cgroup, or None (no probes)
         self.probe = zygote.counter.read if zygote.counter is not None else None
@@ -843,11 +844,17 @@ class Worker:
             self._close_fds()
         return self.exit
 
-    def finish(self) -> ExitInfo:
-        """Ask the worker to exit; kill it if it does not."""
-        if self.exit is None:
+    def request_exit(self) -> None:
+        """Ask the worker to exit, without waiting for it (``finish`` waits)."""
+        if self.exit is None and not self._exit_requested:
+            self._exit_requested = True
             with contextlib.suppress(Exception):
                 self.send({"op": "exit"}, (), time.monotonic() + 0.5)
+
+    def finish(self) -> ExitInfo:
+        """Ask the worker to exit (if not asked yet) and wait until it is gone; kill it if it does not go."""
+        if self.exit is None:
+            self.request_exit()
             self.exit = ExitInfo(**self._zygote.request({"op": "wait", "pid": self.pid, "timeout": 1.0}))
             self._close_fds()
         return self.exit

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import select
 import threading
 
 import pytest
@@ -96,3 +97,33 @@ def test_sealed_torch_code_cannot_be_made_writable() -> None:
     if os.waitstatus_to_exitcode(status) == 2:
         pytest.skip("this kernel has no mseal (Linux 6.10+)")
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+@pytest.mark.skipif(probes.unavailable() is not None, reason=str(probes.unavailable()))
+def test_a_batch_keeps_one_submission_counted_at_a_time_and_its_spare_worker_counts_nothing() -> None:
+    """A batch forks the next worker while the current one runs, and lets the last one exit while
+    the next submission starts: the spare's set-up must hit no probed kernel, and a student's
+    forbidden call must land in that student's report only."""
+    from conftest import ZOO
+
+    from grader.api import Grader
+    from grader.model import Status
+    from grader.settings import Settings
+
+    with Grader(Settings(timeout=5, import_timeout=5, figures=False)) as grader:
+        grader.preload()
+        counter = grader.zygote.counter
+        assert counter is not None
+        before = counter.read()
+        honest = grader.grade_path(ZOO / "all_correct.py")
+        spare = grader._spare
+        assert spare is not None
+        readable, _, _ = select.select([spare.sock], [], [], 10.0)  # its hello: set up, now idle
+        assert readable
+        # the honest solution calls no forbidden kernel: nothing was counted, spare included
+        assert probes.diff(before, counter.read()) == {}
+        cheat = grader.grade_path(ZOO / "forbidden_getattr.py")
+        after = grader.grade_path(ZOO / "all_correct.py")
+    assert honest.to_dict() == after.to_dict()
+    assert honest.score == honest.max_score
+    assert any(e.status is Status.FORBIDDEN for e in cheat.exercises)
