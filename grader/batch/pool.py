@@ -308,6 +308,9 @@ class LocalPool:
         return self.layers
 
     def close(self) -> None:
+        for child in self._children:  # all at once: each then closes its fork-server in parallel
+            with contextlib.suppress(OSError):
+                child.stdin.close()
         for child in list(self._children):
             self._stop(child, kill=False)
 
