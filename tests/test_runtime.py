@@ -244,3 +244,21 @@ def test_a_batch_moves_the_fork_server_into_huge_pages_and_grades_the_same(monke
         assert grader.grade_path(ZOO / "all_correct.py").to_dict() == first
         assert grader.grade_path(ZOO / "most_confused_ascending.py").to_dict() == second
     assert first["score"] == first["max_score"] and second["score"] < second["max_score"]
+
+
+def test_a_batch_that_says_it_is_short_keeps_the_fork_server_as_it_is(monkeypatch):
+    from grader import api
+    from grader.settings import Settings
+    from grader.submission import read_submission
+
+    asked: list[bool] = []
+    settings = Settings(timeout=5, import_timeout=5, figures=False)
+    with api.Grader(settings) as grader:
+        monkeypatch.setattr(grader.zygote, "huge_pages", lambda: asked.append(True) or 1)
+        grader.preload()
+        sub = read_submission(ZOO / "all_correct.py", grader.modules)
+        for left in range(api.HUGE_PAGES_AFTER + 2, 0, -1):  # more than HUGE_PAGES_AFTER, all said short
+            grader.grade_submission(sub, ahead=min(left, api.HUGE_PAGES_AHEAD - 1))
+        assert asked == [] and grader.huge_pages_mib is None
+        grader.grade_submission(sub, ahead=api.HUGE_PAGES_AHEAD)
+        assert asked == [True] and grader.huge_pages_mib == 1

@@ -230,7 +230,20 @@ def run_batch(opts: BatchOptions, *, stream: TextIO | None = None) -> BatchSumma
             )
             summary.run = run
             progress = Progress(len(found), mode=opts.progress, stream=stream)
-            _grade_all(book, run, found, executor, opts, settings, course, modules, config, summary, progress)
+            _grade_all(
+                book,
+                run,
+                found,
+                executor,
+                opts,
+                settings,
+                course,
+                modules,
+                config,
+                summary,
+                progress,
+                len(layers),
+            )
             book.finish_run(
                 run, status="finished", counts=summary.counts(), isolation=" ".join(summary.layers)
             )
@@ -299,6 +312,7 @@ def _grade_all(
     config: str,
     summary: BatchSummary,
     progress: Progress,
+    jobs: int = 1,
 ) -> None:
     inflight: dict[int, tuple[Candidate, str, str | None, bool | None, str]] = {}
 
@@ -340,7 +354,9 @@ def _grade_all(
             when = item.submitted_at.isoformat() if item.submitted_at else None
             late = (item.submitted_at > course.due) if (item.submitted_at and course.due) else None
             inflight[number] = (item, digest, when, late, submission.name)
-            yield {"id": number, "submission": submission_to_dict(submission)}
+            # about how many more each grading process gets (the rest may be skipped: an upper bound)
+            ahead = (len(found) - number) // max(1, jobs)
+            yield {"id": number, "submission": submission_to_dict(submission), "ahead": ahead}
 
     for result in executor.run(tasks()):
         item, digest, when, late, name = inflight.pop(int(result["id"]))

@@ -106,10 +106,12 @@ def probe_submission() -> Submission:
 
 
 def grade_payload(grader: Grader, task: Mapping[str, Any]) -> dict[str, Any]:
-    """Grade one task (``{"id", "submission"}``) with a ready Grader; the result is plain JSON data."""
+    """Grade one task (``{"id", "submission", "ahead"?}``) with a ready Grader; the result is plain
+    JSON data. ``ahead``: about how many more tasks this grading process will get."""
     submission = submission_from_dict(task["submission"])
+    ahead = task.get("ahead")
     wall, cpu = time.perf_counter(), time.process_time()
-    report = grader.grade_submission(submission)
+    report = grader.grade_submission(submission, ahead=ahead if isinstance(ahead, int) else None)
     return {
         "id": task["id"],
         "report": report.to_dict(),
