@@ -116,6 +116,7 @@ class Grader:
         ahead: int | None = None,
     ) -> Report:
         """Grade one submission. ``ahead``: how many more this Grader will grade, if known (a batch)."""
+        self._settle()  # the last submission's worker, before this submission's clock starts
         self._graded += 1
         long = ahead >= HUGE_PAGES_AHEAD if ahead is not None else self._graded > HUGE_PAGES_AFTER
         if self._batch and long and self.huge_pages_mib is None:
