@@ -118,7 +118,11 @@ class Grader:
         """Grade one submission. ``ahead``: how many more this Grader will grade, if known (a batch)."""
         self._settle()  # the last submission's worker, before this submission's clock starts
         self._graded += 1
-        long = ahead >= HUGE_PAGES_AHEAD if ahead is not None else self._graded > HUGE_PAGES_AFTER
+        # (never before the first result: a batch shows progress first)
+        if ahead is not None:
+            long = ahead >= HUGE_PAGES_AHEAD and self._graded > 1
+        else:
+            long = self._graded > HUGE_PAGES_AFTER
         if self._batch and long and self.huge_pages_mib is None:
             # a batch long enough to repay the fork-server's move into huge pages; a fork-server
             # gone is reported by the grading below
