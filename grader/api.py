@@ -82,7 +82,6 @@ class Grader:
         A spare has run nothing but the grader's own set-up (no student code, and no probed torch
         kernel: tests/test_probes.py checks it), so taking it is the same as forking one now.
         """
-        self._settle()
         worker, self._spare = self._spare, None
         if worker is None:
             worker = Worker(self.zygote, self.settings.policy(), output)
@@ -96,7 +95,8 @@ class Grader:
         return worker
 
     def _retire(self, worker: Worker) -> None:
-        self._settle()
+        """Keep the submission's last worker, still exiting, until ``_settle`` (at the start of the
+        next ``grade_submission``, or ``close``)."""
         self._retired = worker
 
     def _settle(self) -> None:
