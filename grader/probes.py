@@ -94,49 +94,67 @@ def torch_library() -> str | None:
 
 @functools.lru_cache(maxsize=4)
 def resolve(path: str, names: tuple[str, ...]) -> dict[str, int]:
-    """File offsets of the named symbols in an ELF64 little-endian shared object (missing: left out)."""
-    import numpy as np
+    """File offsets of the named symbols in an ELF64 little-endian shared object (missing: left out).
 
+    The exported symbols (``.dynsym``, whose names take 5 MB in libtorch_cpu.so) are searched
+    first; the full symbol table (``.symtab``, 76 MB of names) only for what is not exported.
+    """
     with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
         if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
             return {}
         (phoff, shoff) = struct.unpack_from("<QQ", data, 0x20)
         phentsize, phnum, shentsize, shnum = struct.unpack_from("<HHHH", data, 0x36)
         sections = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize) for i in range(shnum)]
-        tables = [s for s in sections if s[1] == 2] or [s for s in sections if s[1] == 11]  # SYMTAB, DYNSYM
-        if not tables:
-            return {}
-        table = tables[0]
-        strtab = sections[table[6]]
-        strings = data[strtab[4] : strtab[4] + strtab[5]]
-        entry = np.dtype(
-            [
-                ("name", "<u4"),
-                ("info", "u1"),
-                ("other", "u1"),
-                ("shndx", "<u2"),
-                ("value", "<u8"),
-                ("size", "<u8"),
-            ]
-        )
-        symbols = np.frombuffer(data, dtype=entry, count=table[5] // 24, offset=table[4])
         segments = [struct.unpack_from("<IIQQQQQQ", data, phoff + i * phentsize) for i in range(phnum)]
         loads = [(p[3], p[2], p[5]) for p in segments if p[0] == 1]  # (vaddr, offset, filesz) of PT_LOAD
         found: dict[str, int] = {}
-        for name in names:
-            at = strings.find(b"\0" + name.encode() + b"\0")
-            if at < 0:
-                continue
-            values = symbols["value"][symbols["name"] == at + 1]
-            values = values[values != 0]
-            if not len(values):
-                continue
-            address = int(values[0])
-            for vaddr, offset, size in loads:
-                if vaddr <= address < vaddr + size:
-                    found[name] = address - vaddr + offset
-        del symbols, strings
+        for kind in (11, 2):  # DYNSYM, then SYMTAB
+            wanted = [n for n in names if n not in found]
+            for table in (s for s in sections if s[1] == kind):
+                if wanted:
+                    found.update(_lookup(data, sections, table, wanted, loads))
+                    wanted = [n for n in wanted if n not in found]
         return found
+
+
+def _lookup(
+    data: mmap.mmap,
+    sections: list[tuple[int, ...]],
+    table: tuple[int, ...],
+    names: list[str],
+    loads: list[tuple[int, int, int]],
+) -> dict[str, int]:
+    """File offsets of ``names`` defined in one symbol table section."""
+    import numpy as np
+
+    strtab = sections[table[6]]
+    strings = data[strtab[4] : strtab[4] + strtab[5]]
+    entry = np.dtype(
+        [
+            ("name", "<u4"),
+            ("info", "u1"),
+            ("other", "u1"),
+            ("shndx", "<u2"),
+            ("value", "<u8"),
+            ("size", "<u8"),
+        ]
+    )
+    symbols = np.frombuffer(data, dtype=entry, count=table[5] // 24, offset=table[4])
+    found: dict[str, int] = {}
+    for name in names:
+        at = strings.find(b"\0" + name.encode() + b"\0")
+        if at < 0:
+            continue
+        values = symbols["value"][symbols["name"] == at + 1]
+        values = values[values != 0]
+        if not len(values):
+            continue
+        address = int(values[0])
+        for vaddr, offset, size in loads:
+            if vaddr <= address < vaddr + size:
+                found[name] = address - vaddr + offset
+    del symbols
+    return found
 
 
 def _cgroup2_mount() -> str | None:

@@ -25,6 +25,17 @@ def test_every_probed_kernel_is_found_in_this_torch() -> None:
             assert f.read(4) != b"\0\0\0\0"
 
 
+def test_resolve_finds_symbols_that_only_the_full_table_has() -> None:
+    library = probes.torch_library()
+    assert library is not None
+    # a local (not exported) function: absent from .dynsym, present in .symtab
+    found = probes.resolve(
+        library, ("frame_dummy", "_ZN2at6native9logsumexpERKNS_6TensorEN3c108ArrayRefIlEEb")
+    )
+    assert set(found) == {"frame_dummy", "_ZN2at6native9logsumexpERKNS_6TensorEN3c108ArrayRefIlEEb"}
+    assert found["frame_dummy"] != found["_ZN2at6native9logsumexpERKNS_6TensorEN3c108ArrayRefIlEEb"]
+
+
 def test_resolve_leaves_out_unknown_symbols() -> None:
     library = probes.torch_library()
     assert library is not None
