@@ -582,7 +582,7 @@ class _ServiceState:
         from grader import specs
         from grader.engine import build_plan, grade
         from grader.sandbox import Worker
-        from grader.submission import SINGLE, Source, Submission, Unit, syntax_error
+        from grader.submission import SINGLE, Source, Submission, Unit
 
         chosen = specs.select([str(msg.get("exercise", ""))])
         if len(chosen) != 1:
@@ -606,8 +606,7 @@ class _ServiceState:
 
         name = "notebook" if (msg.get("source") or {}).get("kind") == "history" else "source"
         for _ in range(MAX_REGRADES):
-            bad = next((syntax_error(u.text, u.name) for u in units if syntax_error(u.text, u.name)), None)
-            submission = Submission(name, {}, single=Source(SINGLE, tuple(units), bad), notes=tuple(notes))
+            submission = Submission(name, {}, single=Source(SINGLE, tuple(units)), notes=tuple(notes))
             report, _ = grade(submission, plan, new_worker, settings)
             failed = _failed_statement(report, units) if filtered else None
             if failed is None:

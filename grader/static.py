@@ -14,7 +14,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterable
 
-from grader.submission import Submission
+from grader.submission import Submission, parse
 
 MAX_FLAGS = 12
 
@@ -204,9 +204,8 @@ class _Scanner(ast.NodeVisitor):
 
 def scan(text: str) -> list[tuple[int, str]]:
     """(line, what) for every construct worth a review in one source text, in line order."""
-    try:
-        tree = ast.parse(text)
-    except (SyntaxError, ValueError):
+    tree = parse(text)
+    if not isinstance(tree, ast.Module):
         return []
     scanner = _Scanner()
     scanner.visit(tree)

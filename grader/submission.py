@@ -14,6 +14,7 @@ import re
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 from grader.errors import SubmissionError
@@ -62,7 +63,14 @@ class Source:
 
     key: str
     units: tuple[Unit, ...]
-    syntax_error: str | None = None
+
+    @cached_property
+    def syntax_error(self) -> str | None:
+        """The first unit's syntax error, e.g. ``ana.py, line 8: invalid syntax (SyntaxError)``.
+
+        Found when first asked for (in a batch: by the grading process, which parses each unit
+        anyway for its review, never by the batch parent)."""
+        return next((e for u in self.units if (e := syntax_error(u.text, u.name))), None)
 
 
 @dataclass(frozen=True)
@@ -127,22 +135,32 @@ def _read_text(path: Path, root: Path | None = None) -> str:
         raise _refuse(f"{path.name} is not UTF-8 text (byte {e.start})") from None
 
 
-def syntax_error(text: str, name: str) -> str | None:
+@lru_cache(maxsize=16)
+def parse(text: str) -> ast.Module | SyntaxError | ValueError:
+    """The syntax tree of a student's source, or what stops it from parsing (ValueError: a NUL).
+
+    Cached: the syntax check and the review (grader.static) of one unit share one parse. The
+    tree is shared too: read it, never change it.
+    """
     try:
-        compile(text, name, "exec", flags=ast.PyCF_ONLY_AST, dont_inherit=True)
-    except SyntaxError as e:
-        line = f", line {e.lineno}" if e.lineno else ""
-        return f"{name}{line}: {e.msg} (SyntaxError)"
-    except ValueError as e:
-        return f"{name}: {e}"
+        tree = compile(text, "<unit>", "exec", flags=ast.PyCF_ONLY_AST, dont_inherit=True)
+    except (SyntaxError, ValueError) as e:
+        return e
+    assert isinstance(tree, ast.Module)
+    return tree
+
+
+def syntax_error(text: str, name: str) -> str | None:
+    tree = parse(text)
+    if isinstance(tree, SyntaxError):
+        line = f", line {tree.lineno}" if tree.lineno else ""
+        return f"{name}{line}: {tree.msg} (SyntaxError)"
+    if isinstance(tree, ValueError):
+        return f"{name}: {tree}"
     return None
 
 
 def _source(key: str, units: list[Unit]) -> Source:
-    for u in units:
-        err = syntax_error(u.text, u.name)
-        if err:
-            return Source(key, tuple(units), err)
     return Source(key, tuple(units))
 
 

@@ -69,14 +69,11 @@ def _source_to_dict(src: Source) -> dict[str, Any]:
     return {
         "key": src.key,
         "units": [{"name": u.name, "text": u.text} for u in src.units],
-        "syntax_error": src.syntax_error,
     }
 
 
 def _source_from_dict(d: Mapping[str, Any]) -> Source:
-    units = tuple(Unit(str(u["name"]), str(u["text"])) for u in d["units"])
-    err = d.get("syntax_error")
-    return Source(str(d["key"]), units, str(err) if err is not None else None)
+    return Source(str(d["key"]), tuple(Unit(str(u["name"]), str(u["text"])) for u in d["units"]))
 
 
 def submission_to_dict(sub: Submission) -> dict[str, Any]:
