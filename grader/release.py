@@ -178,7 +178,7 @@ def student_pyproject(root: Path) -> str:
         lines += ["[project.optional-dependencies]", f"notebook = {_toml_list(extras['notebook'])}", ""]
     lines += [
         "[project.scripts]",
-        'grade = "grader.cli:main"',
+        'grade = "grader.cli:run"',
         "",
         "[tool.hatch.version]",
         'path = "grader/version.py"',

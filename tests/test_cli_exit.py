@@ -1,0 +1,53 @@
+"""The ``grade`` executable leaves without tearing torch down, yet loses nothing on the way out."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from conftest import ROOT, run_grade
+
+
+def _run_python(code: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` with its standard output block-buffered (a pipe, no PYTHONUNBUFFERED)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_a_report_on_a_pipe_arrives_whole_with_its_exit_code() -> None:
+    passed = run_grade("solutions", "--json")
+    assert passed.returncode == 0, passed.stderr
+    assert json.loads(passed.stdout)["score"] == json.loads(passed.stdout)["max_score"]
+    failed = run_grade("exercises", "--json")
+    assert failed.returncode == 1, failed.stderr
+    assert json.loads(failed.stdout)["score"] == 0
+
+
+def test_a_usage_error_keeps_its_exit_code_and_message() -> None:
+    result = run_grade("no/such/folder")
+    assert result.returncode == 2
+    assert "No such file or folder" in result.stderr
+
+
+def test_atexit_handlers_still_run_and_buffered_output_is_flushed() -> None:
+    result = _run_python(
+        "import atexit, sys\n"
+        "from grader import cli\n"
+        "atexit.register(print, 'the atexit handler ran')\n"
+        "sys.argv = ['grade', '--version']\n"
+        "cli.run()\n"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "imgclass-kit" in result.stdout and "the atexit handler ran" in result.stdout
+
+
+def test_an_exit_with_a_message_prints_it_and_exits_1() -> None:
+    result = _run_python(
+        "import sys\nfrom grader import cli\ncli.main = lambda **kw: sys.exit('stopped: a message')\ncli.run()\n"
+    )
+    assert result.returncode == 1
+    assert "stopped: a message" in result.stderr
