@@ -51,3 +51,14 @@ def test_an_exit_with_a_message_prints_it_and_exits_1() -> None:
     )
     assert result.returncode == 1
     assert "stopped: a message" in result.stderr
+
+
+def test_the_command_starts_without_importing_torch() -> None:
+    """`grade --help`, `--version` and the batch parent's own modules need no torch (0.8 s)."""
+    result = _run_python(
+        "import sys\n"
+        "import grader.cli, grader.settings, grader.seeds, grader.batch.cli, grader.batch.gradebook\n"
+        "print('torch' in sys.modules)\n"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
