@@ -12,7 +12,8 @@ would make a scoring AST check misfire); it puts a ``review:`` line in the repor
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from grader.submission import Submission, parse
 
@@ -100,7 +101,9 @@ def _dotted(node: ast.AST) -> str:
     return ""
 
 
-class _Scanner(ast.NodeVisitor):
+class _Scanner:
+    """What is worth a review, node by node (``visit_<Type>``), in the order ast.NodeVisitor goes."""
+
     def __init__(self) -> None:
         self.flags: list[tuple[int, str]] = []
         self.imported: dict[str, str] = {}  # local name -> module it was imported from
@@ -120,7 +123,6 @@ class _Scanner(ast.NodeVisitor):
         for alias in node.names:
             self._module(node, alias.name)
             self.imported[alias.asname or alias.name.split(".")[0]] = alias.name
-        self.generic_visit(node)
 
     def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
         module = node.module or ""
@@ -134,7 +136,6 @@ class _Scanner(ast.NodeVisitor):
             elif module == "sys" and alias.name in ("_getframe", "modules", "settrace", "setprofile"):
                 self.flag(node, f"imports sys.{alias.name}: interpreter internals")
             self.imported[alias.asname or alias.name] = full
-        self.generic_visit(node)
 
     def visit_Attribute(self, node: ast.Attribute) -> None:
         name = _dotted(node)
@@ -151,7 +152,6 @@ class _Scanner(ast.NodeVisitor):
             self.flag(node, f"uses {full}: torch internals")
         elif full.startswith("torch.ops."):
             self.flag(node, f"uses {full}: torch's operator objects")
-        self.generic_visit(node)
 
     def visit_Call(self, node: ast.Call) -> None:
         func = node.func
@@ -164,7 +164,6 @@ class _Scanner(ast.NodeVisitor):
             and not isinstance(node.args[1], ast.Constant)
         ):
             self.flag(node, "calls getattr() with a computed name")
-        self.generic_visit(node)
 
     def _store(self, target: ast.AST) -> None:
         if isinstance(target, (ast.Attribute, ast.Subscript)):
@@ -179,16 +178,13 @@ class _Scanner(ast.NodeVisitor):
     def visit_Assign(self, node: ast.Assign) -> None:
         for target in node.targets:
             self._store(target)
-        self.generic_visit(node)
 
     def visit_AugAssign(self, node: ast.AugAssign) -> None:
         self._store(node.target)
-        self.generic_visit(node)
 
     def visit_Delete(self, node: ast.Delete) -> None:
         for target in node.targets:
             self._store(target)
-        self.generic_visit(node)
 
     def visit_ClassDef(self, node: ast.ClassDef) -> None:
         for base in node.bases:
@@ -199,7 +195,38 @@ class _Scanner(ast.NodeVisitor):
                 full.startswith("torch") or name in ("Tensor", "TorchDispatchMode", "TorchFunctionMode")
             ):
                 self.flag(node, f"subclasses {name}: its hooks can run outside the op trace")
-        self.generic_visit(node)
+
+
+_HANDLED = (
+    ast.Import,
+    ast.ImportFrom,
+    ast.Attribute,
+    ast.Call,
+    ast.Assign,
+    ast.AugAssign,
+    ast.Delete,
+    ast.ClassDef,
+)
+#: Leaves that hold nothing worth a look (load/store contexts, operators, import aliases).
+_LEAVES = (ast.expr_context, ast.operator, ast.unaryop, ast.cmpop, ast.boolop, ast.alias)
+
+
+def _walk(tree: ast.AST) -> Iterator[ast.AST]:
+    """Every node under ``tree``, itself first, in ast.NodeVisitor's order (depth first, fields in
+    order) but without its per-node method lookups: a submission has about a thousand nodes."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        yield node
+        children: list[ast.AST] = []
+        for name in node._fields:
+            value = getattr(node, name, None)
+            if isinstance(value, list):
+                children.extend(v for v in value if isinstance(v, ast.AST) and not isinstance(v, _LEAVES))
+            elif isinstance(value, ast.AST) and not isinstance(value, _LEAVES):
+                children.append(value)
+        children.reverse()
+        stack.extend(children)
 
 
 def scan(text: str) -> list[tuple[int, str]]:
@@ -208,7 +235,13 @@ def scan(text: str) -> list[tuple[int, str]]:
     if not isinstance(tree, ast.Module):
         return []
     scanner = _Scanner()
-    scanner.visit(tree)
+    handlers: dict[type[ast.AST], Callable[[Any], None]] = {
+        cls: getattr(scanner, f"visit_{cls.__name__}") for cls in _HANDLED
+    }
+    for node in _walk(tree):
+        handler = handlers.get(type(node))
+        if handler is not None:
+            handler(node)
     first: dict[int, str] = {}
     for line, what in scanner.flags:  # visit order: the outermost expression of a line first
         first.setdefault(line, what)
