@@ -12,6 +12,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[$(EXTRAS)]'
+	@# an editable install compiles none of our modules (a wheel install does): every start of
+	@# `grade` would compile them again where bytecode is not written (PYTHONDONTWRITEBYTECODE)
+	$(PY) -m compileall -q grader >/dev/null
 	touch $(STAMP)
 
 ## System packages the browser tests need (headless Chromium + driver); apt as root, else say what to do.
