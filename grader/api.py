@@ -49,6 +49,7 @@ class Grader:
         self.zygote = Zygote.start(mode=mode, kernel_probes=self.settings.isolation != "minimal")
         self._plan: Plan | None = None
         self._graded = 0
+        self._told = 0  #: submissions graded that said how many more are ahead (a batch's)
         # Batch grading only (a preloaded plan): the next worker, forked while the current one
         # works, and the last one, still exiting (see new_worker and _settle).
         self._spare: Worker | None = None
@@ -118,9 +119,11 @@ class Grader:
         """Grade one submission. ``ahead``: how many more this Grader will grade, if known (a batch)."""
         self._settle()  # the last submission's worker, before this submission's clock starts
         self._graded += 1
-        # (never before the first result: a batch shows progress first)
+        # (never before the batch's first result, which the submission that says how many are
+        # ahead of it gives: a batch shows progress first; the start-up probe says nothing)
         if ahead is not None:
-            long = ahead >= HUGE_PAGES_AHEAD and self._graded > 1
+            long = ahead >= HUGE_PAGES_AHEAD and self._told > 0
+            self._told += 1
         else:
             long = self._graded > HUGE_PAGES_AFTER
         if self._batch and long and self.huge_pages_mib is None:

@@ -262,3 +262,22 @@ def test_a_batch_that_says_it_is_short_keeps_the_fork_server_as_it_is(monkeypatc
         assert asked == [] and grader.huge_pages_mib is None
         grader.grade_submission(sub, ahead=api.HUGE_PAGES_AHEAD)
         assert asked == [True] and grader.huge_pages_mib == 1
+
+
+def test_a_long_batch_moves_into_huge_pages_only_after_its_first_result(monkeypatch):
+    from grader import api
+    from grader.batch.tasks import probe_layers
+    from grader.settings import Settings
+    from grader.submission import read_submission
+
+    asked: list[bool] = []
+    settings = Settings(timeout=5, import_timeout=5, figures=False)
+    with api.Grader(settings) as grader:
+        monkeypatch.setattr(grader.zygote, "huge_pages", lambda: asked.append(True) or 1)
+        grader.preload()
+        probe_layers(grader)  # what a grading process runs at start-up: it says nothing of the batch
+        sub = read_submission(ZOO / "all_correct.py", grader.modules)
+        grader.grade_submission(sub, ahead=api.HUGE_PAGES_AHEAD + 10)
+        assert asked == [], "the batch's first result comes first"
+        grader.grade_submission(sub, ahead=api.HUGE_PAGES_AHEAD + 9)
+        assert asked == [True]
