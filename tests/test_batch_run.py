@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import shutil
 import sqlite3
 from pathlib import Path
@@ -415,3 +416,51 @@ def test_one_batch_at_a_time_per_output_folder(tmp_path):
         second = _batch(tmp_path, out)
     assert second.returncode == 2
     assert f"Another `grade batch` (pid {os.getpid()}) is writing to" in second.stderr
+
+
+PLOTS = {
+    "histogram": [[1.0, 2.5, 28.0, 14.0, 14.0], 28.0],
+    "status_plot": [{"id": "losses.softmax", "counts": {"passed": 3, "failed": 1, "error": 1}}],
+}
+
+
+def test_the_class_report_helper_draws_what_the_batch_would_draw_itself():
+    import threading
+
+    from grader.batch.classreport import Painter, draw
+
+    if threading.active_count() != 1:
+        pytest.skip("a thread runs in this test process: the helper is not forked then")
+    painter = Painter.start()
+    assert painter is not None
+    try:
+        drawn = painter.draw(PLOTS)
+        assert drawn is not None and drawn == draw(PLOTS)
+        assert drawn["histogram"].startswith("data:image/png;base64,")
+        assert painter.draw({"histogram": None, "status_plot": None}) == {
+            "histogram": None,
+            "status_plot": None,
+        }
+    finally:
+        painter.close()
+    with pytest.raises(ChildProcessError):  # reaped: nothing left behind
+        os.waitpid(painter.pid, os.WNOHANG)
+
+
+def test_a_class_report_helper_that_died_leaves_the_drawing_to_the_batch():
+    import signal
+    import threading
+
+    from grader.batch.classreport import Painter, draw
+
+    if threading.active_count() != 1:
+        pytest.skip("a thread runs in this test process: the helper is not forked then")
+    painter = Painter.start()
+    assert painter is not None
+    os.kill(painter.pid, signal.SIGKILL)
+    try:
+        assert painter.draw(PLOTS) is None
+        here = draw(PLOTS, painter)
+        assert here["histogram"] and here["status_plot"] and here == draw(PLOTS)
+    finally:
+        painter.close()

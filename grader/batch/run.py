@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any, TextIO
+from typing import IO, TYPE_CHECKING, Any, TextIO
 
 from grader.errors import GraderError, SubmissionError, UsageError
 from grader.settings import Settings, load_course
@@ -33,6 +33,9 @@ from .discover import Candidate, Unusable, as_utc, discover
 from .gradebook import FILENAME, Gradebook, classify, dumps
 from .progress import Progress
 from .tasks import missing_layers, submission_to_dict
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .classreport import Painter
 
 
 class SandboxMissing(GraderError):
@@ -165,6 +168,18 @@ def _result_line(report: dict[str, Any], status: str) -> str:
 
 def run_batch(opts: BatchOptions, *, stream: TextIO | None = None) -> BatchSummary:
     """Grade every submission under ``opts.source`` into ``opts.out`` (see the module docstring)."""
+    from .classreport import Painter
+
+    # first of all: the class report's helper imports matplotlib while this process imports torch
+    painter = Painter.start()
+    try:
+        return _run_batch(opts, stream, painter)
+    finally:
+        if painter is not None:
+            painter.close()
+
+
+def _run_batch(opts: BatchOptions, stream: TextIO | None, painter: Painter | None) -> BatchSummary:
     from grader import specs
 
     stream = stream or sys.stderr
@@ -207,7 +222,7 @@ def run_batch(opts: BatchOptions, *, stream: TextIO | None = None) -> BatchSumma
         if course.title != book.meta("title", "Class report"):
             book.set_meta("title", course.title)
         if opts.export_only:
-            summary.outputs += write_exports(book, out, templates=opts.templates)
+            summary.outputs += write_exports(book, out, templates=opts.templates, painter=painter)
             return summary
         # discovery first: cheap (names only), gives the progress bar its total, and finds usage errors
         found = list(discover(opts.source, assignment=opts.assignment, exclude=out))
@@ -262,7 +277,7 @@ def run_batch(opts: BatchOptions, *, stream: TextIO | None = None) -> BatchSumma
             log.close()
             executor = log = None
         _catch_up_feedback(book, opts)
-        summary.outputs += write_exports(book, out, templates=opts.templates)
+        summary.outputs += write_exports(book, out, templates=opts.templates, painter=painter)
         if summary.run:
             book.run_stats(summary.run, **_own_usage())
     finally:
@@ -416,14 +431,18 @@ def _catch_up_feedback(book: Gradebook, opts: BatchOptions) -> None:
             )
 
 
-def write_exports(book: Gradebook, out: Path, *, templates: Path | None = None) -> list[Path]:
+def write_exports(
+    book: Gradebook, out: Path, *, templates: Path | None = None, painter: Painter | None = None
+) -> list[Path]:
     """grades.csv and the class report, from the gradebook (its title is kept there)."""
     from .classreport import write_class_report
 
     grades = out / "grades.csv"
     export.write_grades_csv(book, grades)
     report = out / "class-report.html"
-    write_class_report(book, report, templates=templates, title=book.meta("title", "Class report"))
+    write_class_report(
+        book, report, templates=templates, title=book.meta("title", "Class report"), painter=painter
+    )
     return [grades, report]
 
 
