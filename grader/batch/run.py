@@ -169,9 +169,11 @@ def _result_line(report: dict[str, Any], status: str) -> str:
 def run_batch(opts: BatchOptions, *, stream: TextIO | None = None) -> BatchSummary:
     """Grade every submission under ``opts.source`` into ``opts.out`` (see the module docstring)."""
     from .classreport import Painter
+    from .pool import keep_freed_memory
 
     # first of all: the class report's helper imports matplotlib while this process imports torch
     painter = Painter.start()
+    keep_freed_memory()  # for this process and the grading processes it forks
     try:
         return _run_batch(opts, stream, painter)
     finally:
