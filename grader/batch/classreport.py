@@ -148,21 +148,16 @@ class Painter:
         return {k: v if isinstance(v, str) else None for k, v in reply.items()}
 
     def close(self) -> None:
+        """Stop the helper (it keeps nothing worth waiting for) and reap it."""
         import contextlib
         import signal
 
         for f in (self._out, self._in):
             with contextlib.suppress(OSError):
                 f.close()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
         with contextlib.suppress(ChildProcessError):
-            for _ in range(100):  # it leaves at the end of its input: at most a second
-                if os.waitpid(self.pid, os.WNOHANG)[0]:
-                    return
-                import time
-
-                time.sleep(0.01)
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, signal.SIGKILL)
             os.waitpid(self.pid, 0)
 
 
