@@ -148,6 +148,11 @@ def all_close(got: torch.Tensor, exp: torch.Tensor, tol: Tolerance) -> bool:
     numpy with the same operations in the same precision (each op a few microseconds, against
     torch's dozen). Anything else (nan or inf, a difference, other dtypes) takes ``close_mask``.
     """
+    return _surely_close(got, exp, tol) or bool(close_mask(got, exp, tol).all())
+
+
+def _surely_close(got: torch.Tensor, exp: torch.Tensor, tol: Tolerance) -> bool:
+    """True when a quick check shows every value matches; False: not known (ask ``close_mask``)."""
     if tol.atol >= 0 and tol.rtol >= 0 and same_bytes(got, exp):
         return True
     if got.dtype in _NUMPY_FLOATS and got.dtype == exp.dtype and got.shape == exp.shape:
@@ -155,7 +160,21 @@ def all_close(got: torch.Tensor, exp: torch.Tensor, tol: Tolerance) -> bool:
         with np.errstate(all="ignore"):
             if bool(np.all(np.abs(g - e) <= np.abs(e) * tol.rtol + tol.atol)):
                 return True
-    return bool(close_mask(got, exp, tol).all())
+    return False
+
+
+def _first(mask: torch.Tensor) -> tuple[int, ...]:
+    """The index of the first True of a boolean tensor that has one (row-major order): what
+    ``mask.nonzero()[0]`` gives, without listing every True first."""
+    return _unravel(int(mask.reshape(-1).to(torch.uint8).argmax()), mask.shape)
+
+
+def _unravel(flat: int, shape: torch.Size) -> tuple[int, ...]:
+    index: list[int] = []
+    for size in reversed(shape):
+        flat, i = divmod(flat, size)
+        index.append(i)
+    return tuple(reversed(index))
 
 
 def values_close(got: Any, exp: Any, tol: Tolerance) -> bool:
@@ -223,27 +242,37 @@ def compare_tensor(got: Any, exp: torch.Tensor, tol: Tolerance, what: str = "") 
             got=preview(got),
             expected=preview(exp),
         )
-    if all_close(got, exp, tol):
+    if _surely_close(got, exp, tol):
         return None
     ok = close_mask(got, exp, tol)
+    if bool(ok.all()):
+        return None
     bad = ~ok
     n_bad, n = int(bad.sum()), bad.numel()
-    first = tuple(int(i) for i in bad.nonzero()[0].tolist()) if got.dim() else ()
+    first = _first(bad) if got.dim() else ()
     g64 = got.detach().to(torch.float64) if got.is_floating_point() else got.to(torch.float64)
     e64 = exp.detach().to(torch.float64) if exp.is_floating_point() else exp.to(torch.float64)
     details: list[str] = []
-    nonfinite_got = (~torch.isfinite(g64)) & torch.isfinite(e64)
+    finite_got, finite_exp = torch.isfinite(g64), torch.isfinite(e64)
+    nonfinite_got = (~finite_got) & finite_exp
     if bool(nonfinite_got.any()):
         k = int(nonfinite_got.sum())
-        kinds = sorted({fmt_number(v) for v in g64[nonfinite_got].unique()[:3].tolist()})
+        odd = g64[nonfinite_got]  # nan, inf or -inf: which of them occur (no sort of them all)
+        present = (
+            bool(torch.isnan(odd).any()),
+            bool((odd == math.inf).any()),
+            bool((odd == -math.inf).any()),
+        )
+        kinds = sorted(fmt_number(v) for v, p in zip((math.nan, math.inf, -math.inf), present) if p)
         message = f"{prefix}{k} / {n} values are {'/'.join(kinds)} where finite values were expected"
     else:
         message = f"{prefix}{n_bad} / {n} values differ"
-    finite = torch.isfinite(g64) & torch.isfinite(e64) & bad
+    finite = finite_got & finite_exp & bad
     if bool(finite.any()):
         diff = (g64 - e64).abs()
         diff = torch.where(finite, diff, torch.zeros_like(diff))
-        where = tuple(int(i) for i in (diff == diff.max()).nonzero()[0].tolist()) if got.dim() else ()
+        # argmax: the first of equal maxima, as (diff == diff.max()).nonzero()[0] (no nan here)
+        where = _unravel(int(diff.reshape(-1).argmax()), diff.shape) if got.dim() else ()
         # Relative differences only where the expected value is not (near) zero: x / 0 says nothing.
         sizable = finite & (e64.abs() > max(tol.atol, 1e-12))
         relative = ""

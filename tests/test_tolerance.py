@@ -98,3 +98,43 @@ def test_the_fast_all_close_agrees_with_the_mask_it_stands_for():
         assert all_close(got, exp, tol) == bool(close_mask(got, exp, tol).all())
 
     agree()
+
+
+def test_the_first_mismatch_and_the_largest_difference_are_found_as_nonzero_would():
+    """compare_tensor finds "first at" and "largest difference at" with argmax, not a list of
+    every index: the same index as ``nonzero()[0]``, ties to the first in row-major order."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from grader.explain import _first, _unravel
+
+    @settings(max_examples=300, deadline=None)
+    @given(
+        st.lists(st.integers(1, 4), min_size=1, max_size=4),
+        st.lists(st.sampled_from([0.0, 0.5, 1.0, 2.0]), min_size=1, max_size=256),
+    )
+    def same(shape, values):
+        n = 1
+        for size in shape:
+            n *= size
+        diff = torch.tensor((values * n)[:n], dtype=torch.float64).reshape(shape)
+        assert _unravel(int(diff.reshape(-1).argmax()), diff.shape) == tuple(
+            (diff == diff.max()).nonzero()[0].tolist()
+        )
+        mask = diff > 0.7
+        if bool(mask.any()):
+            assert _first(mask) == tuple(mask.nonzero()[0].tolist())
+
+    same()
+
+
+def test_a_value_that_is_not_finite_is_named_by_each_kind_it_takes():
+    from grader.explain import compare_tensor
+    from grader.spec import Tolerance
+
+    exp = torch.ones(2, 3)
+    got = torch.tensor([[1.0, float("nan"), float("inf")], [float("nan"), 1.0, float("-inf")]])
+    failure = compare_tensor(got, exp, Tolerance(rtol=1e-5, atol=1e-6))
+    assert failure is not None
+    assert failure.message == "4 / 6 values are -inf/inf/nan where finite values were expected"
+    assert failure.details[0] == "first at (0, 1): got nan, expected 1.0000"
