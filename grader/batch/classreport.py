@@ -4,7 +4,8 @@ Score histogram, per-exercise and per-case pass rates, the most frequent misconc
 counts and example students), the submissions that timed out, crashed, ran out of memory, called
 forbidden ops or could not be read, and the slowest submissions. Everything is aggregated in SQL
 from the gradebook (nothing per student is held in memory but the totals); plots are matplotlib
-PNGs embedded as data URIs; the template (``templates/class-report.html.j2``) autoescapes.
+PNGs embedded as data URIs, drawn by a helper process started with the batch (:class:`Painter`)
+where it can; the template (``templates/class-report.html.j2``) autoescapes.
 """
 
 from __future__ import annotations
