@@ -125,7 +125,12 @@ class Painter:
         up_r, up_w = os.pipe()
         for stream in (sys.stdout, sys.stderr):
             stream.flush()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError:  # no process to spare: the caller draws
+            for fd in (down_r, down_w, up_r, up_w):
+                os.close(fd)
+            return None
         if pid == 0:  # pragma: no cover - runs in the helper
             _painter_main(down_r, up_w)
         os.close(down_r)
@@ -142,7 +147,7 @@ class Painter:
             if not select.select([self._in], [], [], timeout)[0]:
                 return None
             reply = json.loads(self._in.readline())
-        except (OSError, ValueError):
+        except (OSError, ValueError, TypeError):
             return None
         if not isinstance(reply, dict) or set(reply) != {"histogram", "status_plot"}:
             return None
@@ -358,7 +363,11 @@ def collect(
         "slowest": slowest,
         "overrides": overrides,
         **draw(
-            {"histogram": [totals, max_total] if totals else None, "status_plot": exercises or None}, painter
+            {
+                "histogram": [totals, max_total] if totals else None,
+                "status_plot": [{"id": e["id"], "counts": e["counts"]} for e in exercises] or None,
+            },
+            painter,
         ),
     }
 
