@@ -88,3 +88,14 @@ def test_freed_memory_is_kept_for_the_next_submission():
     os.close(read)
     os.waitpid(pid, 0)
     assert faults < 1.5 * one_round, f"{faults} page faults for 30 rounds of {one_round} pages"
+
+
+def test_closing_without_waiting_leaves_the_reaping_for_later(pool):
+    """The batch writes its exports while the grading processes wind down; then it reaps them."""
+    pool.start()
+    procs = [child.proc for child in pool._children]
+    pool.close(wait=False)
+    assert len(pool._children) == 2  # not waited for yet
+    pool.close()
+    assert pool._children == []
+    assert all(proc.poll() is not None for proc in procs)  # gone, and reaped

@@ -159,7 +159,7 @@ class DaskPool:
             except StopIteration:
                 pass
 
-    def close(self) -> None:
+    def close(self, *, wait: bool = True) -> None:
         if self.client is not None:
             self.client.close()
         if self.cluster is not None:

@@ -332,10 +332,17 @@ class LocalPool:
         self.layers = [c.layers for c in self._children]
         return self.layers
 
-    def close(self) -> None:
+    def close(self, *, wait: bool = True) -> None:
+        """End every grading process: their input closes, then they are waited for.
+
+        ``wait=False`` leaves them to wind down (fork-servers, memory) while the caller writes
+        its exports; a later ``close()`` (or ``kill()``) waits for them and reaps them.
+        """
         for child in self._children:  # all at once: each then closes its fork-server in parallel
             with contextlib.suppress(OSError):
                 child.stdin.close()
+        if not wait:
+            return
         for child in list(self._children):
             self._stop(child, kill=False)
 

@@ -275,15 +275,18 @@ def _run_batch(opts: BatchOptions, stream: TextIO | None, painter: Painter | Non
             if progress is not None:
                 progress.close()
             with contextlib.suppress(Exception):
-                executor.close()
+                executor.close(wait=False)  # they wind down while the exports are written
             log.close()
-            executor = log = None
+            log = None
         _catch_up_feedback(book, opts)
         summary.outputs += write_exports(book, out, templates=opts.templates, painter=painter)
+        with contextlib.suppress(Exception):
+            executor.close()
+        executor = None
         if summary.run:
             book.run_stats(summary.run, **_own_usage())
     finally:
-        if executor is not None:  # stopped before grading began (a usage error, Ctrl-C, ...)
+        if executor is not None:  # stopped early (a usage error, Ctrl-C, a failed export, ...)
             with contextlib.suppress(Exception):
                 executor.kill()
         if log is not None:
