@@ -160,10 +160,13 @@ class DaskPool:
                 pass
 
     def close(self, *, wait: bool = True) -> None:
-        if self.client is not None:
-            self.client.close()
-        if self.cluster is not None:
-            self.cluster.close()
+        """Close the client (and a cluster of our own) now, whatever ``wait`` says; a second call
+        does nothing."""
+        client, cluster, self.client, self.cluster = self.client, self.cluster, None, None
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
 
     def kill(self) -> None:
         self.close()
