@@ -109,11 +109,10 @@ def resolve(path: str, names: tuple[str, ...]) -> dict[str, int]:
         loads = [(p[3], p[2], p[5]) for p in segments if p[0] == 1]  # (vaddr, offset, filesz) of PT_LOAD
         found: dict[str, int] = {}
         for kind in (11, 2):  # DYNSYM, then SYMTAB
-            wanted = [n for n in names if n not in found]
             for table in (s for s in sections if s[1] == kind):
+                wanted = [n for n in names if n not in found]
                 if wanted:
                     found.update(_lookup(data, sections, table, wanted, loads))
-                    wanted = [n for n in wanted if n not in found]
         return found
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import torch
 from conftest import ZOO
@@ -246,7 +248,9 @@ def test_a_batch_moves_the_fork_server_into_huge_pages_and_grades_the_same(monke
     assert first["score"] == first["max_score"] and second["score"] < second["max_score"]
 
 
-def test_a_batch_that_says_it_is_short_keeps_the_fork_server_as_it_is(monkeypatch):
+@contextlib.contextmanager
+def _grader_counting_huge_pages(monkeypatch):
+    """A batch Grader whose fork-server only counts the moves into huge pages it is asked for."""
     from grader import api
     from grader.settings import Settings
     from grader.submission import read_submission
@@ -256,7 +260,13 @@ def test_a_batch_that_says_it_is_short_keeps_the_fork_server_as_it_is(monkeypatc
     with api.Grader(settings) as grader:
         monkeypatch.setattr(grader.zygote, "huge_pages", lambda: asked.append(True) or 1)
         grader.preload()
-        sub = read_submission(ZOO / "all_correct.py", grader.modules)
+        yield grader, asked, read_submission(ZOO / "all_correct.py", grader.modules)
+
+
+def test_a_batch_that_says_it_is_short_keeps_the_fork_server_as_it_is(monkeypatch):
+    from grader import api
+
+    with _grader_counting_huge_pages(monkeypatch) as (grader, asked, sub):
         for left in range(api.HUGE_PAGES_AFTER + 2, 0, -1):  # more than HUGE_PAGES_AFTER, all said short
             grader.grade_submission(sub, ahead=min(left, api.HUGE_PAGES_AHEAD - 1))
         assert asked == [] and grader.huge_pages_mib is None
@@ -267,16 +277,9 @@ def test_a_batch_that_says_it_is_short_keeps_the_fork_server_as_it_is(monkeypatc
 def test_a_long_batch_moves_into_huge_pages_only_after_its_first_result(monkeypatch):
     from grader import api
     from grader.batch.tasks import probe_layers
-    from grader.settings import Settings
-    from grader.submission import read_submission
 
-    asked: list[bool] = []
-    settings = Settings(timeout=5, import_timeout=5, figures=False)
-    with api.Grader(settings) as grader:
-        monkeypatch.setattr(grader.zygote, "huge_pages", lambda: asked.append(True) or 1)
-        grader.preload()
+    with _grader_counting_huge_pages(monkeypatch) as (grader, asked, sub):
         probe_layers(grader)  # what a grading process runs at start-up: it says nothing of the batch
-        sub = read_submission(ZOO / "all_correct.py", grader.modules)
         grader.grade_submission(sub, ahead=api.HUGE_PAGES_AHEAD + 10)
         assert asked == [], "the batch's first result comes first"
         grader.grade_submission(sub, ahead=api.HUGE_PAGES_AHEAD + 9)

@@ -169,16 +169,13 @@ class Painter:
 
 def _painter_main(requests: int, replies: int) -> None:  # pragma: no cover - runs in the helper
     """The helper: matplotlib imported and warmed up, then one JSON line in, one out, until EOF."""
-    import contextlib
     import json
 
     code = 0
     try:
-        with contextlib.suppress(Exception):
-            import ctypes
-            import signal
+        from .pool import set_pdeathsig
 
-            ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG: go with the batch
+        set_pdeathsig()  # go with the batch
         low, high = sorted((requests, replies))  # every other file of the batch is none of its business
         os.closerange(3, low)
         os.closerange(low + 1, high)

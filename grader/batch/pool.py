@@ -51,7 +51,8 @@ class PoolError(GraderError):
 # ----------------------------------------------------------------------------- child side
 
 
-def _set_pdeathsig() -> None:
+def set_pdeathsig() -> None:
+    """Be killed when the parent process ends (Linux; nothing elsewhere)."""
     if sys.platform != "linux":
         return
     import ctypes
@@ -117,7 +118,7 @@ def child_main() -> None:
     proto = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
     os.dup2(2, 1)  # anything printed by libraries goes to the log, never into the protocol
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
-    _set_pdeathsig()
+    set_pdeathsig()
     keep_freed_memory()  # (a forked one inherited it already; a spawned one has not)
 
     def send(msg: dict[str, Any]) -> None:
