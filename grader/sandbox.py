@@ -31,7 +31,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
-from grader import probes, wire
+from grader import memory, probes, wire
 
 ENV_ALLOWLIST = ("LANG", "LC_ALL", "TZ")
 SECRET_ENV = ("IMGCLASS_HIDDEN_SEED",)
@@ -162,6 +162,7 @@ def _worker_main(
 ) -> NoReturn:
     """Runs in the freshly forked worker: set up the process, isolate it, then serve the parent."""
     try:
+        memory.take_worker_heap()
         os.setsid()
         _set_pdeathsig()
         os.dup2(out_fd, 1)
@@ -415,7 +416,8 @@ def _zygote_op(
     if op == "preload":
         return _preload(fds)
     if op == "huge-pages":
-        return {"mib": huge_pages()}
+        moved, reserved = memory.prepare_fork_server()
+        return {"mib": moved, "reserved_mib": reserved}
     if op == "ping":
         return {"pong": True, "children": len(children)}
     raise ValueError(f"unknown op {op!r}")
@@ -439,47 +441,6 @@ def _preload(fds: list[int]) -> dict[str, Any]:
     finally:
         stream.close()
     return {"exercises": count}
-
-
-#: madvise(2) advice that collapses a range into transparent huge pages now (Linux >= 6.1)
-MADV_COLLAPSE = 25
-
-
-def huge_pages() -> int:
-    """Move this process's private anonymous memory into 2 MiB pages (``MADV_COLLAPSE``); MiB moved.
-
-    A forked child then inherits one page-table entry per 2 MiB instead of 512, and frees as few
-    at exit: on this machine a worker's fork plus exit costs about 9 CPU-ms less. Pages the child
-    writes are still copied 4 KiB at a time. The price: about 0.3 s once, and memory, since the
-    collapsed pages become this process's own (about 170 MB for a fork-server that imported
-    torch). Best effort: 0 where the kernel cannot (not Linux, no THP, an older kernel).
-    """
-    if sys.platform != "linux":
-        return 0
-    import ctypes
-
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        madvise = libc.madvise
-        madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-        with open("/proc/self/maps", encoding="ascii") as f:
-            maps = f.read().splitlines()
-    except (OSError, AttributeError):
-        return 0
-    huge = 2 << 20
-    moved = 0
-    for line in maps:
-        fields = line.split()
-        # private, writable, not backed by a file: the heap and anonymous mappings (not the stack)
-        if len(fields) < 5 or fields[4] != "0" or fields[1][1:4] != "w-p":
-            continue
-        if len(fields) > 5 and fields[5] != "[heap]":
-            continue
-        lo, hi = (int(x, 16) for x in fields[0].split("-"))
-        lo, hi = (lo + huge - 1) & ~(huge - 1), hi & ~(huge - 1)
-        if hi > lo and madvise(lo, hi - lo, MADV_COLLAPSE) == 0:
-            moved += hi - lo
-    return moved >> 20
 
 
 def _spawned_zygote_entry() -> NoReturn:  # pragma: no cover - runs in the spawned interpreter
@@ -640,7 +601,8 @@ class Zygote:
         return int(out["exercises"])
 
     def huge_pages(self) -> int:
-        """Have the fork-server move its memory into huge pages (:func:`huge_pages`); MiB moved.
+        """Have the fork-server move its memory into huge pages and set aside a fresh heap for its
+        workers (:mod:`grader.memory`); MiB moved.
 
         Worth it before many more workers (a batch), not for one submission."""
         return int(self.request({"op": "huge-pages"}).get("mib", 0))

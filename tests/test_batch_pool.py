@@ -73,7 +73,7 @@ def test_freed_memory_is_kept_for_the_next_submission():
     if pid == 0:  # pragma: no cover - the child
         import resource
 
-        from grader.batch.pool import keep_freed_memory
+        from grader.memory import keep_freed_memory
 
         keep_freed_memory()
         before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt

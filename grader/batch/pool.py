@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any, NoReturn
 
 from grader.errors import GraderError
+from grader.memory import keep_freed_memory
 from grader.settings import Settings
 
 from .tasks import ProbeFailed, grade_payload, probe_layers, settings_from_dict, settings_to_dict
@@ -59,30 +60,6 @@ def set_pdeathsig() -> None:
 
     with contextlib.suppress(Exception):
         ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
-
-
-#: glibc mallopt(3) parameters
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-
-
-def keep_freed_memory() -> None:
-    """Have glibc's malloc keep freed memory for the next allocation instead of returning it.
-
-    A grading process receives, decodes and frees several MB of results per submission. By
-    default glibc gives large blocks back to the kernel at once (``munmap``, heap trimming), and
-    every new one then costs a page fault per 4 KiB: about 1,100 faults, 2 CPU-ms, per
-    submission on a 2-core machine. With blocks under 64 MiB taken from the heap and up to
-    256 MiB of free heap kept, about 250 are left. Processes forked afterwards inherit it. A libc
-    without ``mallopt`` (not glibc) keeps its own ways.
-    """
-    if sys.platform != "linux":
-        return
-    import ctypes
-
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None)
-        libc.mallopt(_M_MMAP_THRESHOLD, 64 << 20)
-        libc.mallopt(_M_TRIM_THRESHOLD, 256 << 20)
 
 
 def _forked_child(stdin_fd: int, stdout_fd: int, log_fd: int | None) -> NoReturn:

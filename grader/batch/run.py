@@ -168,8 +168,9 @@ def _result_line(report: dict[str, Any], status: str) -> str:
 
 def run_batch(opts: BatchOptions, *, stream: TextIO | None = None) -> BatchSummary:
     """Grade every submission under ``opts.source`` into ``opts.out`` (see the module docstring)."""
+    from grader.memory import keep_freed_memory
+
     from .classreport import Painter
-    from .pool import keep_freed_memory
 
     # first of all: the class report's helper imports matplotlib while this process imports torch
     painter = Painter.start()
