@@ -18,8 +18,10 @@ MADV_HUGEPAGE, MADV_COLLAPSE = 14, 25
 HUGE_PAGE = 2 << 20
 #: what the fork-server sets aside for each worker's tensors (see prepare_fork_server)
 WORKER_HEAP_MIB = 32
-#: free blocks at least this large are filled in the fork-server (see prepare_fork_server)
-PLUG_MIN = 128 << 10
+#: request sizes that fill the fork-server's free blocks (see prepare_fork_server): halving from
+#: 64 MiB to 1 KiB (what is left of a block goes to the next size), then every small chunk size
+#: of glibc (16-byte steps: a request of n - 8 bytes takes a chunk of n)
+_PLUG_SIZES = tuple(64 << 20 >> k for k in range(17)) + tuple(n - 8 for n in range(1008, 31, -16))
 
 
 def keep_freed_memory() -> None:
@@ -107,9 +109,9 @@ def prepare_fork_server(mib: int = WORKER_HEAP_MIB) -> tuple[int, int]:
     memory the fork-server freed earlier: its pages are shared with the fork-server, and every
     4 KiB the worker writes is a copy-on-write fault (about 2,000 per submission). So:
 
-    1. every free block of 128 KiB or more is filled (allocated, never touched again), so no large
-       allocation of a worker lands in the fork-server's old memory;
-    2. the free top of the heap and the pages of the small holes left go back to the kernel;
+    1. every free block is filled (allocated, never touched again), so no allocation of a worker
+       lands in the fork-server's old memory (small ones: the C++ side of every new tensor);
+    2. the free top of the heap goes back to the kernel;
     3. the rest moves into huge pages (:func:`huge_pages`);
     4. a block of ``mib`` MiB, aligned to 2 MiB, is allocated from the heap's new top and never
        touched: its pages do not exist yet (after step 3, which would have filled them).
@@ -126,18 +128,18 @@ def prepare_fork_server(mib: int = WORKER_HEAP_MIB) -> tuple[int, int]:
         libc.mallinfo2.restype = _MallInfo2
     except (OSError, AttributeError):
         return huge_pages(), 0
-    size = 64 << 20
-    while size >= PLUG_MIN:
+    for size in _PLUG_SIZES:
+        # where the free top of the heap starts (it moves only when a block comes from it);
+        # mallinfo2 walks every free block, so once per size
+        top = libc.sbrk(0) - libc.mallinfo2().keepcost
         while True:
-            top = libc.sbrk(0) - libc.mallinfo2().keepcost  # where the free top of the heap starts
             block = libc.malloc(size)
             if not block:
                 break
-            if block >= top:  # no free block that large is left: this one came from the top
+            if block >= top:  # no free block of this size is left: this one came from the top
                 libc.free(block)
                 break
             _plugs.append(block)
-        size //= 2
     libc.malloc_trim(0)
     moved = huge_pages()
     n = mib << 20
