@@ -509,8 +509,38 @@ def _last_pid(pid_namespace: bool, ns_fd: int = -1) -> bytes:
         return b"?"
 
 
+def _version_tag_reader() -> Callable[[dict[Any, Any]], Any] | None:
+    """Where dicts carry a version tag (CPython 3.11, PEP 509): a function giving a live view of a
+    dict's tag. The tag changes whenever a key is added or removed or a value is replaced by
+    another object, and never takes an old value again. None elsewhere (then identities are compared).
+    """
+    if sys.implementation.name != "cpython" or sys.version_info[:2] != (3, 11) or hasattr(sys, "getobjects"):
+        return None  # (getobjects: a Py_TRACE_REFS build, whose objects have two more fields)
+    import ctypes
+
+    offset = 3 * ctypes.sizeof(ctypes.c_ssize_t)  # after ob_refcnt, ob_type and ma_used
+
+    def tag(d: dict[Any, Any]) -> Any:
+        return ctypes.c_uint64.from_address(id(d) + offset)
+
+    probe: dict[str, Any] = {}
+    view = tag(probe)
+    before = view.value
+    probe["key"] = value = object()
+    added = view.value
+    probe["key"] = value
+    if not (before != added == view.value):  # not the layout expected: do not rely on it
+        return None
+    return tag
+
+
 def _make_integrity_check() -> Callable[[], str | None]:
-    """An identity snapshot of the namespaces the worker's own code looks names up in (taken now)."""
+    """An identity snapshot of the namespaces the worker's own code looks names up in (taken now).
+
+    With dict version tags (:func:`_version_tag_reader`) the check reads one number per namespace
+    (~0.5 µs instead of ~10 µs for ~450 names, before each of ~170 replies per submission), and it
+    also notices a name changed and changed back.
+    """
     targets: list[tuple[str, Any]] = [
         ("the grader's worker code (grader.runner)", sys.modules[__name__].__dict__),
         ("the grader's codec (grader.wire)", wire.__dict__),
@@ -518,6 +548,23 @@ def _make_integrity_check() -> Callable[[], str | None]:
         ("the op trace (OpTrace)", OpTrace.__dict__),
         ("the op trace (TorchDispatchMode)", TorchDispatchMode.__dict__),
     ]
+    tag = _version_tag_reader()
+    if tag is not None:
+        # a class's __dict__ is a read-only proxy: the tag is its underlying dict's
+        spaces = [
+            (what, space if type(space) is dict else gc.get_referents(space)[0]) for what, space in targets
+        ]
+        if all(type(space) is dict for _, space in spaces):
+            views = [(what, tag(space)) for what, space in spaces]
+            tags = [(what, view, view.value) for what, view in views]
+
+            def changed_tag() -> str | None:
+                for what, view, value in tags:
+                    if view.value != value:
+                        return what
+                return None
+
+            return changed_tag
     items = [(what, space, list(space.items())) for what, space in targets]
     length, missing = len, object()
 

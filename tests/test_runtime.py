@@ -284,3 +284,45 @@ def test_a_long_batch_moves_into_huge_pages_only_after_its_first_result(monkeypa
         assert asked == [], "the batch's first result comes first"
         grader.grade_submission(sub, ahead=api.HUGE_PAGES_AHEAD + 9)
         assert asked == [True]
+
+
+@pytest.mark.parametrize("tags", [True, False], ids=["version-tags", "identities"])
+def test_the_workers_integrity_check_names_what_was_patched(monkeypatch, tags):
+    """Before each reply the worker checks its own namespaces (grader.runner._make_integrity_check)."""
+    import builtins
+
+    from grader import runner, wire
+
+    if not tags:
+        monkeypatch.setattr(runner, "_version_tag_reader", lambda: None)
+    elif runner._version_tag_reader() is None:
+        pytest.skip("this Python has no dict version tags")
+    changed = runner._make_integrity_check()
+    assert changed() is None
+    original = builtins.len
+    builtins.len = lambda x: 0
+    try:
+        assert changed() == "Python's builtins"
+    finally:
+        builtins.len = original
+    changed = runner._make_integrity_check()
+    wire.planted_by_a_test = 1  # a new name counts too
+    try:
+        assert changed() == "the grader's codec (grader.wire)"
+    finally:
+        del wire.planted_by_a_test
+
+
+def test_the_integrity_check_notices_a_patch_that_was_undone():
+    """A name replaced while student code ran and put back before the reply is still noticed."""
+    import builtins
+
+    from grader import runner
+
+    if runner._version_tag_reader() is None:
+        pytest.skip("this Python has no dict version tags: only what is still patched is noticed")
+    changed = runner._make_integrity_check()
+    original = builtins.len
+    builtins.len = lambda x: 0
+    builtins.len = original
+    assert changed() == "Python's builtins"
