@@ -99,3 +99,26 @@ def test_closing_without_waiting_leaves_the_reaping_for_later(pool):
     pool.close()
     assert pool._children == []
     assert all(proc.poll() is not None for proc in procs)  # gone, and reaped
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_BATCH"), reason="no SCHED_BATCH here")
+def test_a_batch_runs_as_a_batch_job_and_so_do_the_processes_it_starts():
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        from grader.batch.pool import batch_scheduling
+
+        ok = batch_scheduling()
+        grandchild = os.fork()
+        if grandchild == 0:
+            os._exit(0 if os.sched_getscheduler(0) == os.SCHED_BATCH else 1)
+        _, status = os.waitpid(grandchild, 0)
+        mine = os.sched_getscheduler(0) == os.SCHED_BATCH
+        os.write(write, f"{ok} {mine} {os.waitstatus_to_exitcode(status) == 0}".encode())
+        os._exit(0)
+    os.close(write)
+    answer = os.read(read, 64).decode()
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert answer == "True True True"
+    assert os.sched_getscheduler(0) != os.SCHED_BATCH  # the test process itself is untouched

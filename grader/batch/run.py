@@ -171,7 +171,9 @@ def run_batch(opts: BatchOptions, *, stream: TextIO | None = None) -> BatchSumma
     from grader.memory import keep_freed_memory
 
     from .classreport import Painter
+    from .pool import batch_scheduling
 
+    batch_scheduling()  # for this process and every process of the batch
     # first of all: the class report's helper imports matplotlib while this process imports torch
     painter = Painter.start()
     keep_freed_memory()  # for this process and the grading processes it forks
