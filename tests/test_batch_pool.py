@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+from pathlib import Path
 
 import pytest
 from conftest import ZOO
@@ -122,3 +123,25 @@ def test_a_batch_runs_as_a_batch_job_and_so_do_the_processes_it_starts():
     os.waitpid(pid, 0)
     assert answer == "True True True"
     assert os.sched_getscheduler(0) != os.SCHED_BATCH  # the test process itself is untouched
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="no CPU affinity here")
+def test_each_grading_process_and_its_fork_server_keep_to_one_cpu(pool):
+    allowed = sorted(os.sched_getaffinity(0))
+    pool.start()
+    cpus = [os.sched_getaffinity(c.proc.pid) for c in pool._children]
+    assert all(len(c) == 1 and c <= set(allowed) for c in cpus)
+    if len(allowed) >= 2:
+        assert cpus[0] != cpus[1]  # one job per core
+    for child, cpu in zip(pool._children, cpus):
+        kids = Path(f"/proc/{child.proc.pid}/task/{child.proc.pid}/children")
+        forkservers = [int(p) for p in kids.read_text().split()] if kids.exists() else []
+        assert forkservers, "the grading process has started its fork-server"
+        assert all(os.sched_getaffinity(p) == cpu for p in forkservers)
+    # a replacement takes the CPU its predecessor left
+    os.kill(pool._children[0].proc.pid, signal.SIGKILL)
+    results = list(pool.run(_task(i) for i in range(4)))
+    assert len(results) == 4
+    assert sorted(next(iter(os.sched_getaffinity(c.proc.pid))) for c in pool._children) == sorted(
+        next(iter(c)) for c in cpus
+    )
