@@ -2,7 +2,10 @@
 
 from typing import Any, NoReturn
 
+from grader import torchimport
 from grader.version import __version__
+
+torchimport.install()  # before any grader module imports torch
 
 __all__ = ["__version__", "check"]
 
