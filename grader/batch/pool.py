@@ -28,7 +28,7 @@ import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any, NoReturn
 
@@ -62,7 +62,7 @@ def set_pdeathsig() -> None:
         ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
 
 
-def batch_scheduling() -> bool:
+def batch_scheduling() -> Callable[[], None] | None:
     """Run this process, and every process it starts from now on, as a batch job (``SCHED_BATCH``).
 
     A batch keeps both cores busy with processes that wake each other up about 200 times per
@@ -70,16 +70,23 @@ def batch_scheduling() -> bool:
     preempt the running process: ~54 involuntary context switches per worker. As a batch job a
     woken process waits for the running one to block or use up its time slice: ~12 per worker,
     3% less wall time for a class of 200. Interactive programs on the machine keep their edge
-    over the batch. True if the policy was set (Linux; elsewhere nothing changes).
+    over the batch. Returns a function that gives this process its policy back (the processes
+    started meanwhile keep theirs); None where nothing was changed (not Linux).
     """
     policy = getattr(os, "SCHED_BATCH", None)
     if policy is None or not hasattr(os, "sched_setscheduler"):
-        return False
+        return None
     try:
+        before = os.sched_getscheduler(0), os.sched_getparam(0)
         os.sched_setscheduler(0, policy, os.sched_param(0))
     except OSError:
-        return False
-    return True
+        return None
+
+    def restore() -> None:
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(0, *before)
+
+    return restore
 
 
 def _forked_child(stdin_fd: int, stdout_fd: int, log_fd: int | None) -> NoReturn:

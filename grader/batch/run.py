@@ -173,7 +173,7 @@ def run_batch(opts: BatchOptions, *, stream: TextIO | None = None) -> BatchSumma
     from .classreport import Painter
     from .pool import batch_scheduling
 
-    batch_scheduling()  # for this process and every process of the batch
+    restore_scheduling = batch_scheduling()  # for this process and every process of the batch
     # first of all: the class report's helper imports matplotlib while this process imports torch
     painter = Painter.start()
     keep_freed_memory()  # for this process and the grading processes it forks
@@ -182,6 +182,8 @@ def run_batch(opts: BatchOptions, *, stream: TextIO | None = None) -> BatchSumma
     finally:
         if painter is not None:
             painter.close()
+        if restore_scheduling is not None:
+            restore_scheduling()
 
 
 def _run_batch(opts: BatchOptions, stream: TextIO | None, painter: Painter | None) -> BatchSummary:

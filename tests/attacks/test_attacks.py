@@ -756,6 +756,7 @@ def test_one_batch_of_every_attack_and_honest_students(
     for name, path in HONEST_STUDENTS.items():
         (source / name).write_bytes(path.read_bytes())
     before = world.snapshot()
+    policy = os.sched_getscheduler(0) if hasattr(os, "sched_getscheduler") else None
     out = tmp_path / "out"
     summary = run_batch(
         BatchOptions(
@@ -771,6 +772,8 @@ def test_one_batch_of_every_attack_and_honest_students(
     assert summary.graded == len(EXPECT) + len(HONEST_STUDENTS), summary
     assert not summary.unusable and not summary.grader_errors, summary
     print("batch isolation layers:", ", ".join(summary.layers))
+    if policy is not None:  # the batch ran as a batch job and gave the caller its policy back
+        assert os.sched_getscheduler(0) == policy
 
     with Gradebook(out / FILENAME, create=False) as book:
         reports = {student: Report.from_dict(json.loads(text)) for student, text in book.current_reports()}
