@@ -51,6 +51,7 @@ def _libc() -> Any:
     libc.sbrk.restype = ctypes.c_void_p
     libc.sbrk.argtypes = [ctypes.c_ssize_t]
     libc.malloc_trim.argtypes = [ctypes.c_size_t]
+    libc.posix_memalign.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_size_t, ctypes.c_size_t]
     return libc
 
 
