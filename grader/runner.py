@@ -509,27 +509,35 @@ def _last_pid(pid_namespace: bool, ns_fd: int = -1) -> bytes:
         return b"?"
 
 
-def _version_tag_reader() -> Callable[[dict[Any, Any]], Any] | None:
+def _version_tag_reader(offset: int | None = None) -> Callable[[dict[Any, Any]], Any] | None:
     """Where dicts carry a version tag (CPython 3.11, PEP 509): a function giving a live view of a
     dict's tag. The tag changes whenever a key is added or removed or a value is replaced by
-    another object, and never takes an old value again. None elsewhere (then identities are compared).
+    another object, and never takes an old value again. None elsewhere (then identities are compared),
+    or where a dict at ``offset`` (the tag's, by default) does not behave like that tag.
     """
     if sys.implementation.name != "cpython" or sys.version_info[:2] != (3, 11) or hasattr(sys, "getobjects"):
         return None  # (getobjects: a Py_TRACE_REFS build, whose objects have two more fields)
     import ctypes
 
-    offset = 3 * ctypes.sizeof(ctypes.c_ssize_t)  # after ob_refcnt, ob_type and ma_used
+    if offset is None:
+        offset = 3 * ctypes.sizeof(ctypes.c_ssize_t)  # after ob_refcnt, ob_type and ma_used
+    at = offset
 
     def tag(d: dict[Any, Any]) -> Any:
-        return ctypes.c_uint64.from_address(id(d) + offset)
+        return ctypes.c_uint64.from_address(id(d) + at)
 
     probe: dict[str, Any] = {}
     view = tag(probe)
-    before = view.value
-    probe["key"] = value = object()
-    added = view.value
-    probe["key"] = value
-    if not (before != added == view.value):  # not the layout expected: do not rely on it
+    seen = [view.value]
+    probe["key"] = value = object()  # added: a new tag
+    seen.append(view.value)
+    probe["key"] = value  # the same object again: the same tag
+    same = view.value
+    probe["key"] = object()  # replaced (no other field of the dict changes for this): a new tag
+    seen.append(view.value)
+    del probe["key"]  # removed: a new tag
+    seen.append(view.value)
+    if same != seen[1] or len(set(seen)) != len(seen):  # not the layout expected: do not rely on it
         return None
     return tag
 

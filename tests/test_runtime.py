@@ -326,3 +326,17 @@ def test_the_integrity_check_notices_a_patch_that_was_undone():
     builtins.len = lambda x: 0
     builtins.len = original
     assert changed() == "Python's builtins"
+
+
+def test_the_version_tag_reader_refuses_any_other_field_of_a_dict():
+    """Read at the wrong place (ma_used, which does not change when a value is replaced, or the
+    keys pointer), the self-test refuses, and the worker keeps the identity check."""
+    import ctypes
+
+    from grader import runner
+
+    if runner._version_tag_reader() is None:
+        pytest.skip("this Python has no dict version tags")
+    word = ctypes.sizeof(ctypes.c_ssize_t)
+    assert runner._version_tag_reader(offset=2 * word) is None  # ma_used
+    assert runner._version_tag_reader(offset=4 * word) is None  # ma_keys
