@@ -149,14 +149,17 @@ def prepare_fork_server(mib: int = WORKER_HEAP_MIB) -> tuple[int, int]:
     if libc.posix_memalign(ctypes.byref(block), HUGE_PAGE, n) != 0 or not block.value:
         return moved, 0
     # the aligned block leaves a free block before it: fill that too, or a worker's first tensor
-    # would start in it (old memory, 4 KiB pages), merged with the block when the worker frees it
+    # would start in it (old memory, 4 KiB pages), merged with the block when the worker frees it.
+    # A request of its size may first get other free blocks of that size (glibc's caches): they
+    # are filled too, as in step 1.
     lead = block.value - 16 - top  # glibc's chunk header is 16 bytes
-    if lead >= 32:
+    for _ in range(64 if lead >= 32 else 0):
         filler = libc.malloc(lead - 8)
+        if not filler:
+            break
+        _plugs.append(filler)
         if filler == top + 16:
-            _plugs.append(filler)
-        elif filler:
-            libc.free(filler)
+            break
     _worker_heap = (libc.free, libc.madvise, block.value, block.value, block.value + n)
     return moved, mib
 
