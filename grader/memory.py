@@ -150,12 +150,16 @@ def prepare_fork_server(mib: int = WORKER_HEAP_MIB) -> tuple[int, int]:
         return moved, 0
     # the aligned block leaves a free block before it: fill that too, or a worker's first tensor
     # would start in it (old memory, 4 KiB pages), merged with the block when the worker frees it.
-    # A request of its size may first get other free blocks of that size (glibc's caches): they
-    # are filled too, as in step 1.
+    # A request of its size may first get other free blocks before the aligned one (glibc's
+    # caches, or that block merged with a small one before it and split): they are filled too,
+    # as in step 1, until one comes from beyond the aligned block (nothing that size is left).
     lead = block.value - 16 - top  # glibc's chunk header is 16 bytes
     for _ in range(64 if lead >= 32 else 0):
         filler = libc.malloc(lead - 8)
         if not filler:
+            break
+        if filler > block.value:
+            libc.free(filler)
             break
         _plugs.append(filler)
         if filler == top + 16:
