@@ -98,9 +98,14 @@ class _MallInfo2(ctypes.Structure):
 
 
 #: in the fork-server: the blocks that fill its free holes, and the block set aside for the
-#: workers with the 2 MiB-aligned range inside it, as (free, madvise) calls bound ahead of time
+#: workers (free, madvise: calls bound ahead of time; its address and size)
 _plugs: list[int] = []
-_worker_heap: tuple[Any, Any, int, int, int] | None = None
+_worker_heap: tuple[Any, Any, int, int] | None = None
+
+
+def _top(libc: Any) -> int:
+    """Where the free top of the heap starts (``mallinfo2`` walks every free block: call it sparingly)."""
+    return int(libc.sbrk(0)) - int(libc.mallinfo2().keepcost)
 
 
 def prepare_fork_server(mib: int = WORKER_HEAP_MIB) -> tuple[int, int]:
@@ -130,9 +135,7 @@ def prepare_fork_server(mib: int = WORKER_HEAP_MIB) -> tuple[int, int]:
     except (OSError, AttributeError):
         return huge_pages(), 0
     for size in _PLUG_SIZES:
-        # where the free top of the heap starts (it moves only when a block comes from it);
-        # mallinfo2 walks every free block, so once per size
-        top = libc.sbrk(0) - libc.mallinfo2().keepcost
+        top = _top(libc)  # it moves only when a block comes from it: once per size
         while True:
             block = libc.malloc(size)
             if not block:
@@ -144,7 +147,7 @@ def prepare_fork_server(mib: int = WORKER_HEAP_MIB) -> tuple[int, int]:
     libc.malloc_trim(0)
     moved = huge_pages()
     n = mib << 20
-    top = libc.sbrk(0) - libc.mallinfo2().keepcost
+    top = _top(libc)
     block = ctypes.c_void_p()
     if libc.posix_memalign(ctypes.byref(block), HUGE_PAGE, n) != 0 or not block.value:
         return moved, 0
@@ -164,16 +167,15 @@ def prepare_fork_server(mib: int = WORKER_HEAP_MIB) -> tuple[int, int]:
         _plugs.append(filler)
         if filler == top + 16:
             break
-    _worker_heap = (libc.free, libc.madvise, block.value, block.value, block.value + n)
+    _worker_heap = (libc.free, libc.madvise, block.value, n)
     return moved, mib
 
 
 def take_worker_heap() -> None:
-    """In a worker, before anything else: free the block its fork-server set aside for it, its
-    aligned part marked for transparent huge pages (see :func:`prepare_fork_server`)."""
+    """In a worker, before anything else: free the block its fork-server set aside for it, marked
+    for transparent huge pages (see :func:`prepare_fork_server`)."""
     if _worker_heap is None:
         return
-    free, madvise, block, lo, hi = _worker_heap
-    if hi > lo:
-        madvise(lo, hi - lo, MADV_HUGEPAGE)  # no huge pages (an error) still leaves fresh memory
+    free, madvise, block, size = _worker_heap
+    madvise(block, size, MADV_HUGEPAGE)  # no huge pages (an error) still leaves fresh memory
     free(block)

@@ -323,7 +323,7 @@ class LocalPool:
         try:
             allowed = sorted(os.sched_getaffinity(0))
             used = [c.cpu for c in self._children if c.cpu is not None and c.proc.poll() is None]
-            cpu = min(allowed, key=lambda c: (used.count(c), allowed.index(c)))
+            cpu = min(allowed, key=used.count)  # the first of the least used
             os.sched_setaffinity(pid, {cpu})
         except (OSError, ValueError):
             return None
