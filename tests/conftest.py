@@ -33,6 +33,21 @@ def run_grade(*args: str, cwd: Path | None = None, env: dict[str, str] | None = 
     )
 
 
+def run_python(
+    code: str, *args: str, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """``python -c code args`` in a fresh interpreter, from the repository (``grader`` importable):
+    for what must not run in the test process (forks, process-wide settings, import order)."""
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def load_module(tmp_path: Path, name: str, text: str):
     """Write ``text`` (dedented) to ``tmp_path/name.py`` and import it as module ``name``."""
     path = tmp_path / f"{name}.py"

@@ -9,12 +9,10 @@ import json
 import os
 import shutil
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, ZOO, run_grade
+from conftest import ROOT, ZOO, run_grade, run_python
 
 from grader.batch.progress import Progress
 
@@ -451,7 +449,5 @@ print("ok")
 @pytest.mark.parametrize("case", ["draws", "died"])
 def test_the_class_report_helper_draws_what_the_batch_would_draw_itself(case):
     """In a fresh interpreter, as in `grade batch` (this test process may run threads: no fork here)."""
-    result = subprocess.run(
-        [sys.executable, "-c", PAINTER_CHECK, case], cwd=ROOT, capture_output=True, text=True, timeout=120
-    )
+    result = run_python(PAINTER_CHECK, case, timeout=120)
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]

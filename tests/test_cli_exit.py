@@ -5,17 +5,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 
-from conftest import ROOT, run_grade
+from conftest import run_grade, run_python
 
 
 def _run_python(code: str) -> subprocess.CompletedProcess[str]:
     """Run ``code`` with its standard output block-buffered (a pipe, no PYTHONUNBUFFERED)."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
-    return subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
-    )
+    return run_python(code, env={k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}, timeout=120)
 
 
 def test_a_report_on_a_pipe_arrives_whole_with_its_exit_code() -> None:

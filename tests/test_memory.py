@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
+from conftest import run_python
 
 #: A fork-server in miniature: torch imported, large blocks allocated and freed (holes and a used
 #: top, as after decoding a plan's inputs), then a worker forked that writes a 16 MiB tensor.
@@ -77,10 +75,8 @@ def test_a_worker_writes_its_large_tensors_into_fresh_huge_pages():
     plus the worker's own start: ~120 here, and ~630 in about one run of four, where one of the
     eight 2 MiB ranges is still served in 4 KiB pages (a range the kernel reports as a fallback is
     counted as one fault). Hence the margin: under half of the pages."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    out = subprocess.run(
-        [sys.executable, "-c", FORK_SERVER], capture_output=True, text=True, env=env, check=True, timeout=300
-    )
+    out = run_python(FORK_SERVER, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert out.returncode == 0, out.stderr[-2000:]
     figures = json.loads(out.stdout.strip().splitlines()[-1])
     pages = (16 << 20) // 4096
     if figures["reserved"] == 0:

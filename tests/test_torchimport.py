@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
-from conftest import ROOT
+from conftest import run_python
 
 
 def _run(code: str) -> str:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    out = run_python(code)
+    assert out.returncode == 0, out.stderr[-2000:]
     return out.stdout.strip()
 
 
