@@ -430,6 +430,10 @@ if sys.argv[1] == "draws":
     drawn = painter.draw(plots)
     assert drawn is not None and drawn == draw(plots), "the helper drew something else"
     assert drawn["histogram"].startswith("data:image/png;base64,")
+    # asked for now, collected later (the batch's queries run meanwhile): the same plots
+    assert painter.send(plots) and painter.receive() == drawn
+    with open(f"/proc/{painter.pid}/task/{painter.pid}/children") as f:
+        assert f.read() == "", "the copy that drew the status plot was not reaped"
     assert painter.draw({"histogram": None, "status_plot": None}) == {"histogram": None, "status_plot": None}
 else:  # the helper died: the caller draws
     os.kill(painter.pid, signal.SIGKILL)

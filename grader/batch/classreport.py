@@ -14,6 +14,7 @@ import base64
 import io
 import os
 import statistics
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -92,11 +93,20 @@ def _draw_here(plots: dict[str, Any]) -> dict[str, str | None]:
 def draw(plots: dict[str, Any], painter: Painter | None = None) -> dict[str, str | None]:
     """The class report's plots as data URIs: ``{"histogram": [totals, max_score] | None,
     "status_plot": exercises | None}`` in, the same keys out. By ``painter`` when it can."""
-    if painter is not None:
-        drawn = painter.draw(plots)
-        if drawn is not None:
-            return drawn
-    return _draw_here(plots)
+    return draw_later(plots, painter)()
+
+
+def draw_later(plots: dict[str, Any], painter: Painter | None = None) -> Callable[[], dict[str, str | None]]:
+    """:func:`draw`, started now and collected by calling the result: the caller works meanwhile
+    while ``painter`` draws (drawn by the caller itself when the painter cannot)."""
+    if painter is None or not painter.send(plots):
+        return lambda: _draw_here(plots)
+
+    def collect_drawn() -> dict[str, str | None]:
+        drawn = painter.receive()
+        return drawn if drawn is not None else _draw_here(plots)
+
+    return collect_drawn
 
 
 class Painter:
@@ -138,12 +148,26 @@ class Painter:
         return cls(pid, down_w, up_r)
 
     def draw(self, plots: dict[str, Any], timeout: float = 60.0) -> dict[str, str | None] | None:
+        """The plots drawn (see :func:`draw`); None where the helper could not."""
+        return self.receive(timeout) if self.send(plots) else None
+
+    def send(self, plots: dict[str, Any]) -> bool:
+        """Ask for ``plots`` (:meth:`receive` them later); False where the helper is gone."""
         import json
-        import select
 
         try:
             self._out.write(json.dumps(plots) + "\n")
             self._out.flush()
+        except (OSError, ValueError, TypeError):
+            return False
+        return True
+
+    def receive(self, timeout: float = 60.0) -> dict[str, str | None] | None:
+        """The plots asked for by the last :meth:`send`; None where the helper did not draw them."""
+        import json
+        import select
+
+        try:
             if not select.select([self._in], [], [], timeout)[0]:
                 return None
             reply = json.loads(self._in.readline())
@@ -167,6 +191,49 @@ class Painter:
             os.waitpid(self.pid, 0)
 
 
+def _draw_both(plots: dict[str, Any]) -> dict[str, str | None]:  # pragma: no cover - in the helper
+    """:func:`_draw_here`, the status plot drawn by a forked copy of this process meanwhile (on
+    two cores the two plots take ~0.1 s instead of ~0.14 s at the end of a batch). Where no copy
+    can be forked, or it fails, this process draws both."""
+    import json
+
+    hist, bars = plots.get("histogram"), plots.get("status_plot")
+    if not (hist and bars):
+        return _draw_here(plots)
+    r, w = os.pipe()
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(r)
+        os.close(w)
+        return _draw_here(plots)
+    if pid == 0:
+        code = 1
+        try:
+            from .pool import set_pdeathsig
+
+            set_pdeathsig()  # go with the helper
+            os.close(r)
+            with os.fdopen(w, "w", encoding="utf-8") as out:
+                out.write(json.dumps(status_bars(bars)))
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(w)
+    drawn = histogram(hist[0], hist[1])
+    with os.fdopen(r, encoding="utf-8") as inp:
+        data = inp.read()
+    _, status = os.waitpid(pid, 0)
+    try:
+        status_plot = json.loads(data) if status == 0 else None
+    except ValueError:
+        status_plot = None
+    return {
+        "histogram": drawn,
+        "status_plot": status_plot if isinstance(status_plot, str) else status_bars(bars),
+    }
+
+
 def _painter_main(requests: int, replies: int) -> None:  # pragma: no cover - runs in the helper
     """The helper: matplotlib imported and warmed up, then one JSON line in, one out, until EOF."""
     import json
@@ -184,7 +251,7 @@ def _painter_main(requests: int, replies: int) -> None:  # pragma: no cover - ru
         with os.fdopen(requests, encoding="utf-8") as inp, os.fdopen(replies, "w", encoding="utf-8") as out:
             for line in inp:
                 try:
-                    reply: dict[str, Any] = _draw_here(json.loads(line))
+                    reply: dict[str, Any] = _draw_both(json.loads(line))
                 except Exception:  # bad data: the caller draws it itself
                     reply = {}
                 out.write(json.dumps(reply) + "\n")
@@ -199,9 +266,17 @@ def _painter_main(requests: int, replies: int) -> None:  # pragma: no cover - ru
 
 
 def collect(
-    book: Gradebook, *, title: str = "Class report", painter: Painter | None = None
+    book: Gradebook,
+    *,
+    title: str = "Class report",
+    painter: Painter | None = None,
+    meanwhile: Callable[[], object] | None = None,
 ) -> dict[str, Any]:
-    """Everything the template shows, aggregated from the gradebook (plots by ``painter`` if given)."""
+    """Everything the template shows, aggregated from the gradebook (plots by ``painter`` if given).
+
+    The plots are asked for as soon as their numbers are known; the rest of the queries, and
+    ``meanwhile`` (e.g. compiling the template), run while the painter draws.
+    """
     db = book.db
     current = "JOIN students st ON st.current_submission = {alias}.submission"
     exercises_meta = book.exercises()
@@ -275,6 +350,15 @@ def collect(
                 "cases": cases,
             }
         )
+    plots = draw_later(
+        {
+            "histogram": [totals, max_total] if totals else None,
+            "status_plot": [{"id": e["id"], "counts": e["counts"]} for e in exercises] or None,
+        },
+        painter,
+    )
+    if meanwhile is not None:
+        meanwhile()
     misconceptions = []
     for r in db.execute(
         f"SELECT m.exercise, m.name, MIN(m.title) AS title, COUNT(*) AS n FROM misconceptions m "
@@ -359,13 +443,7 @@ def collect(
         "unusable_more": unusable_count - len(unusable),
         "slowest": slowest,
         "overrides": overrides,
-        **draw(
-            {
-                "histogram": [totals, max_total] if totals else None,
-                "status_plot": [{"id": e["id"], "counts": e["counts"]} for e in exercises] or None,
-            },
-            painter,
-        ),
+        **plots(),
     }
 
 
@@ -421,9 +499,13 @@ def _environment(extra: str | None) -> jinja2.Environment:
     return env
 
 
+def _template(templates: str | os.PathLike[str] | None) -> jinja2.Template:
+    """The class report's template, compiled once (~0.1 s) and kept by the environment."""
+    return _environment(str(templates) if templates else None).get_template(TEMPLATE)
+
+
 def render(data: dict[str, Any], *, templates: str | os.PathLike[str] | None = None) -> str:
-    env = _environment(str(templates) if templates else None)
-    return env.get_template(TEMPLATE).render(**data)
+    return _template(templates).render(**data)
 
 
 def write_class_report(
@@ -436,4 +518,5 @@ def write_class_report(
 ) -> None:
     from .export import write_atomic
 
-    write_atomic(path, render(collect(book, title=title, painter=painter), templates=templates))
+    data = collect(book, title=title, painter=painter, meanwhile=lambda: _template(templates))
+    write_atomic(path, render(data, templates=templates))
