@@ -87,3 +87,37 @@ def test_a_worker_writes_its_large_tensors_into_fresh_huge_pages():
         assert figures["fresh"] > 0.9 * pages, figures  # fresh memory, but in 4 KiB pages
     else:  # each 2 MiB the kernel could not give as one page costs 512 faults, not 1
         assert figures["fresh"] - 511 * figures["fell_back"] < 0.5 * pages, figures
+
+
+WARM = r"""
+import json
+from grader import memory
+
+def vmstat(key):
+    with open("/proc/vmstat") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(key + " "))
+
+def rss_kib():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+
+before, huge = rss_kib(), vmstat("thp_fault_alloc")
+warmed = memory.warm_huge_pages(64)
+print(json.dumps({"warmed": warmed, "huge_faults": vmstat("thp_fault_alloc") - huge,
+                  "kept_kib": rss_kib() - before, "none": memory.warm_huge_pages(0)}))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only")
+def test_warming_takes_huge_pages_and_gives_them_back():
+    """The start-up helper's warming: 64 MiB taken in 2 MiB pages (32 huge page faults at least:
+    the counter is the whole machine's, so others may add to it), every page written, then all of
+    it given back (the process's resident memory does not grow by it)."""
+    if _thp() == "never":
+        pytest.skip("no transparent huge pages here")
+    out = run_python(WARM)
+    assert out.returncode == 0, out.stderr[-2000:]
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    assert figures["warmed"] == 64 and figures["none"] == 0, figures
+    assert figures["huge_faults"] >= 32, figures
+    assert figures["kept_kib"] < 8 << 10, figures

@@ -22,6 +22,8 @@ from typing import Any
 
 import jinja2
 
+from grader.memory import warm_huge_pages
+
 from .gradebook import Gradebook
 
 TEMPLATE = "class-report.html.j2"
@@ -112,7 +114,9 @@ def draw_later(plots: dict[str, Any], painter: Painter | None = None) -> Callabl
 class Painter:
     """A helper process that imports matplotlib (and draws once, loading its fonts) at the start
     of a batch, while the batch parent imports torch: on two cores the two imports overlap, and
-    the class report at the end of the batch no longer waits 0.3 s for matplotlib.
+    the class report at the end of the batch no longer waits 0.3 s for matplotlib. Before that it
+    warms the huge pages the fork-servers will move into (``warm_mib``, see
+    :func:`grader.memory.warm_huge_pages`), on the same otherwise idle core.
 
     It never sees student code, only the report's aggregated numbers, as JSON over a pipe. Where
     it cannot start or answer, the plots are drawn in the caller as before.
@@ -124,7 +128,7 @@ class Painter:
         self._in = os.fdopen(from_child, "r", encoding="utf-8")
 
     @classmethod
-    def start(cls) -> Painter | None:
+    def start(cls, warm_mib: int = 0) -> Painter | None:
         """Fork the helper (Linux, a parent with one thread); None where it cannot."""
         import sys
         import threading
@@ -142,7 +146,7 @@ class Painter:
                 os.close(fd)
             return None
         if pid == 0:  # pragma: no cover - runs in the helper
-            _painter_main(down_r, up_w)
+            _painter_main(down_r, up_w, warm_mib)
         os.close(down_r)
         os.close(up_w)
         return cls(pid, down_w, up_r)
@@ -234,8 +238,9 @@ def _draw_both(plots: dict[str, Any]) -> dict[str, str | None]:  # pragma: no co
     }
 
 
-def _painter_main(requests: int, replies: int) -> None:  # pragma: no cover - runs in the helper
-    """The helper: matplotlib imported and warmed up, then one JSON line in, one out, until EOF."""
+def _painter_main(requests: int, replies: int, warm_mib: int = 0) -> None:  # pragma: no cover - in the helper
+    """The helper: huge pages warmed, matplotlib imported and warmed up, then one JSON line in,
+    one out, until EOF."""
     import json
 
     code = 0
@@ -247,6 +252,7 @@ def _painter_main(requests: int, replies: int) -> None:  # pragma: no cover - ru
         os.closerange(3, low)
         os.closerange(low + 1, high)
         os.closerange(high + 1, os.sysconf("SC_OPEN_MAX"))
+        warm_huge_pages(warm_mib)  # first: the class report needs matplotlib only at the end
         _draw_here({"histogram": [[0.0, 1.0], 1.0], "status_plot": [{"id": "x", "counts": {"passed": 1}}]})
         with os.fdopen(requests, encoding="utf-8") as inp, os.fdopen(replies, "w", encoding="utf-8") as out:
             for line in inp:

@@ -168,14 +168,17 @@ def _result_line(report: dict[str, Any], status: str) -> str:
 
 def run_batch(opts: BatchOptions, *, stream: TextIO | None = None) -> BatchSummary:
     """Grade every submission under ``opts.source`` into ``opts.out`` (see the module docstring)."""
-    from grader.memory import keep_freed_memory
+    from grader.memory import WARM_MIB_MAX, WARM_MIB_PER_FORK_SERVER, keep_freed_memory
 
     from .classreport import Painter
     from .pool import batch_scheduling
 
     restore_scheduling = batch_scheduling()  # for this process and every process of the batch
-    # first of all: the class report's helper imports matplotlib while this process imports torch
-    painter = Painter.start()
+    # first of all: the class report's helper imports matplotlib while this process imports torch,
+    # and warms the huge pages this machine's fork-servers will take
+    local = not (opts.scheduler or opts.export_only)
+    jobs = max(1, opts.jobs or os.cpu_count() or 1) if local else 0
+    painter = Painter.start(warm_mib=min(WARM_MIB_PER_FORK_SERVER * jobs, WARM_MIB_MAX))
     keep_freed_memory()  # for this process and the grading processes it forks
     try:
         return _run_batch(opts, stream, painter)
