@@ -139,6 +139,10 @@ def close_mask(got: torch.Tensor, exp: torch.Tensor, tol: Tolerance) -> torch.Te
 
 
 _NUMPY_FLOATS = (torch.float32, torch.float64)
+#: from this many values on, equal bytes are looked for first (~15 us for 150,000 values, against
+#: ~100 us for one pass of float arithmetic); below it the tolerance check comes first, since
+#: most results within tolerance are not byte-for-byte equal and the byte check costs ~4 us
+_BYTES_FIRST = 4096
 
 
 def all_close(got: torch.Tensor, exp: torch.Tensor, tol: Tolerance) -> bool:
@@ -152,15 +156,25 @@ def all_close(got: torch.Tensor, exp: torch.Tensor, tol: Tolerance) -> bool:
 
 
 def _surely_close(got: torch.Tensor, exp: torch.Tensor, tol: Tolerance) -> bool:
-    """True when a quick check shows every value matches; False: not known (ask ``close_mask``)."""
-    if tol.atol >= 0 and tol.rtol >= 0 and same_bytes(got, exp):
+    """True when a quick check shows every value matches; False: not known (ask ``close_mask``).
+
+    Equal bytes match (NaN where NaN is expected included); so do finite values within the
+    tolerance. For large results the largest difference is looked at first: no larger than
+    ``atol``, every value is within ``atol + rtol * |expected|`` (~3x faster than the full check).
+    """
+    nonneg = tol.atol >= 0 and tol.rtol >= 0
+    large = got.numel() >= _BYTES_FIRST
+    if nonneg and large and same_bytes(got, exp):
         return True
     if got.dtype in _NUMPY_FLOATS and got.dtype == exp.dtype and got.shape == exp.shape:
         g, e = got.detach().numpy(), exp.detach().numpy()
         with np.errstate(all="ignore"):
-            if bool(np.all(np.abs(g - e) <= np.abs(e) * tol.rtol + tol.atol)):
+            diff = np.abs(g - e)
+            if nonneg and large and diff.max() <= tol.atol:  # (nan: not <=)
                 return True
-    return False
+            if bool(np.all(diff <= np.abs(e) * tol.rtol + tol.atol)):
+                return True
+    return nonneg and not large and same_bytes(got, exp)
 
 
 def _first(mask: torch.Tensor) -> tuple[int, ...]:

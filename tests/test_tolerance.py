@@ -3,6 +3,7 @@ Uses the fast in-process path (grader.testing.run_exercise)."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from grader.model import Status
@@ -68,11 +69,18 @@ def test_wrong_dtype_and_shape_are_explained_before_values():
     assert "0-dim" in mean_case.details[0]
 
 
-def test_the_fast_all_close_agrees_with_the_mask_it_stands_for():
+@pytest.mark.parametrize("bytes_first", ["small results", "every result"])
+def test_the_fast_all_close_agrees_with_the_mask_it_stands_for(bytes_first, monkeypatch):
+    """Both orders of the quick check (large results: bytes, then the largest difference; small
+    ones: the tolerance, then bytes) agree with the mask, nan, inf and -0.0 included."""
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
+    from grader import explain
     from grader.explain import all_close, close_mask
+
+    if bytes_first == "every result":
+        monkeypatch.setattr(explain, "_BYTES_FIRST", 0)
     from grader.spec import Tolerance
 
     special = st.sampled_from([0.0, -0.0, 1e-8, 1.0, -1.0, 1e30, float("nan"), float("inf"), float("-inf")])
