@@ -14,6 +14,7 @@ import grader.runner
 from grader import specs
 from grader.engine import Plan, build_plan, grade
 from grader.errors import GraderError
+from grader.memory import HUGE_PAGES_AHEAD
 from grader.model import Report
 from grader.sandbox import OutputCapture, SandboxError, Worker, Zygote
 from grader.settings import Settings
@@ -24,8 +25,7 @@ with contextlib.suppress(ImportError):
     import grader.isolation  # noqa: F401 - likewise
 
 #: A Grader whose plan is preloaded (a batch) moves its fork-server into huge pages (~0.3 s once,
-#: ~5-9 CPU-ms less per worker) when this many more submissions are expected of it...
-HUGE_PAGES_AHEAD = 40
+#: ~5-9 CPU-ms less per worker) when HUGE_PAGES_AHEAD more submissions are expected of it...
 #: ...or, when the batch does not say how many, once it has graded this many
 HUGE_PAGES_AFTER = 8
 

@@ -455,3 +455,21 @@ def test_the_class_report_helper_draws_what_the_batch_would_draw_itself(case):
     """In a fresh interpreter, as in `grade batch` (this test process may run threads: no fork here)."""
     result = run_python(PAINTER_CHECK, case, timeout=120)
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]
+
+
+def test_the_class_size_guess_before_discovery(tmp_path):
+    """Whether to warm huge pages for the fork-servers is decided before discovery, from a count
+    of the submissions folder's entries (or of its nbgrader ``submitted/``), stopping at ``n``."""
+    from grader.batch.run import _at_least
+
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for i in range(5):
+        (flat / f"s{i}.py").write_text("")
+    assert _at_least(flat, 5) and not _at_least(flat, 6)
+    course = tmp_path / "course"
+    for i in range(3):
+        (course / "submitted" / f"s{i}" / "ps1").mkdir(parents=True)
+    assert _at_least(course, 3) and not _at_least(course, 4)
+    assert not _at_least(tmp_path / "missing", 1)
+    assert not _at_least(flat / "s0.py", 1)  # a file, not a folder

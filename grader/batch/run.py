@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import itertools
 import json
 import os
 import signal
@@ -168,17 +169,21 @@ def _result_line(report: dict[str, Any], status: str) -> str:
 
 def run_batch(opts: BatchOptions, *, stream: TextIO | None = None) -> BatchSummary:
     """Grade every submission under ``opts.source`` into ``opts.out`` (see the module docstring)."""
-    from grader.memory import WARM_MIB_MAX, WARM_MIB_PER_FORK_SERVER, keep_freed_memory
+    from grader.memory import HUGE_PAGES_AHEAD, WARM_MIB_MAX, WARM_MIB_PER_FORK_SERVER, keep_freed_memory
 
     from .classreport import Painter
     from .pool import batch_scheduling
 
     restore_scheduling = batch_scheduling()  # for this process and every process of the batch
     # first of all: the class report's helper imports matplotlib while this process imports torch,
-    # and warms the huge pages this machine's fork-servers will take
-    local = not (opts.scheduler or opts.export_only)
-    jobs = max(1, opts.jobs or os.cpu_count() or 1) if local else 0
-    painter = Painter.start(warm_mib=min(WARM_MIB_PER_FORK_SERVER * jobs, WARM_MIB_MAX))
+    # and warms the huge pages this machine's fork-servers will move into, if the class is large
+    # enough for them to move (see grader.memory.warm_huge_pages)
+    warm = 0
+    if not (opts.scheduler or opts.export_only):
+        jobs = max(1, opts.jobs or os.cpu_count() or 1)
+        if _at_least(opts.source, HUGE_PAGES_AHEAD * jobs):
+            warm = min(WARM_MIB_PER_FORK_SERVER * jobs, WARM_MIB_MAX)
+    painter = Painter.start(warm_mib=warm)
     keep_freed_memory()  # for this process and the grading processes it forks
     try:
         return _run_batch(opts, stream, painter)
@@ -303,6 +308,19 @@ def _run_batch(opts: BatchOptions, stream: TextIO | None, painter: Painter | Non
         lock.close()
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def _at_least(source: Path, n: int) -> bool:
+    """Whether ``source`` holds at least ``n`` entries, or its ``submitted/`` does (nbgrader): a
+    quick guess of the class size, before discovery (every layout has a folder entry per student)."""
+    for folder in (source / "submitted", source):
+        try:
+            with os.scandir(folder) as entries:
+                if sum(1 for _ in itertools.islice(entries, n)) >= n:
+                    return True
+        except OSError:
+            continue
+    return False
 
 
 def _lock(out: Path) -> IO[str]:
