@@ -24,8 +24,8 @@ from grader.version import __version__
 with contextlib.suppress(ImportError):
     import grader.isolation  # noqa: F401 - likewise
 
-#: A Grader whose plan is preloaded (a batch) moves its fork-server into huge pages (~0.3 s once,
-#: ~5-9 CPU-ms less per worker) when HUGE_PAGES_AHEAD more submissions are expected of it...
+#: A Grader whose plan is preloaded (a batch) moves its fork-server into huge pages (0.03-0.4 s
+#: once, ~5-9 CPU-ms less per worker) when HUGE_PAGES_AHEAD more submissions are expected of it...
 #: ...or, when the batch does not say how many, once it has graded this many
 HUGE_PAGES_AFTER = 8
 
