@@ -78,10 +78,10 @@ def test_the_fast_all_close_agrees_with_the_mask_it_stands_for(bytes_first, monk
 
     from grader import explain
     from grader.explain import all_close, close_mask
+    from grader.spec import Tolerance
 
     if bytes_first == "every result":
         monkeypatch.setattr(explain, "_BYTES_FIRST", 0)
-    from grader.spec import Tolerance
 
     special = st.sampled_from([0.0, -0.0, 1e-8, 1.0, -1.0, 1e30, float("nan"), float("inf"), float("-inf")])
     numbers = st.one_of(st.floats(-10, 10, allow_nan=False, width=32), special)
