@@ -91,11 +91,11 @@ class DaskPool:
             raise GraderError(
                 "--scheduler needs Dask: pip install 'imgclass-kit[dask]' (distributed)"
             ) from None
-        import os
+        from .pool import job_count
 
         if self.scheduler == "local":
             self.cluster = LocalCluster(
-                n_workers=max(1, self.jobs or os.cpu_count() or 1),
+                n_workers=job_count(self.jobs),
                 threads_per_worker=1,
                 processes=True,
                 dashboard_address=None,

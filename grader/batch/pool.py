@@ -47,6 +47,11 @@ MAX_ATTEMPTS = 2
 GRADING_GC_THRESHOLD = 20_000
 
 
+def job_count(jobs: int | None) -> int:
+    """How many submissions a batch grades at once: ``jobs``, or one per core."""
+    return max(1, jobs or os.cpu_count() or 1)
+
+
 class PoolError(GraderError):
     """The grading processes could not be started."""
 
@@ -248,7 +253,7 @@ class LocalPool:
     ) -> None:
         self.settings = settings
         self.only = list(only)
-        self.jobs = max(1, jobs or os.cpu_count() or 1)
+        self.jobs = job_count(jobs)
         self.queue_per_job = max(1, queue_per_job)
         self._log = log
         self._fork_first = fork

@@ -172,7 +172,7 @@ def run_batch(opts: BatchOptions, *, stream: TextIO | None = None) -> BatchSumma
     from grader.memory import HUGE_PAGES_AHEAD, WARM_MIB_MAX, WARM_MIB_PER_FORK_SERVER, keep_freed_memory
 
     from .classreport import Painter
-    from .pool import batch_scheduling
+    from .pool import batch_scheduling, job_count
 
     restore_scheduling = batch_scheduling()  # for this process and every process of the batch
     # first of all: the class report's helper imports matplotlib while this process imports torch,
@@ -180,7 +180,7 @@ def run_batch(opts: BatchOptions, *, stream: TextIO | None = None) -> BatchSumma
     # enough for them to move (see grader.memory.warm_huge_pages)
     warm = 0
     if not (opts.scheduler or opts.export_only):
-        jobs = max(1, opts.jobs or os.cpu_count() or 1)
+        jobs = job_count(opts.jobs)
         if _at_least(opts.source, HUGE_PAGES_AHEAD * jobs):
             warm = min(WARM_MIB_PER_FORK_SERVER * jobs, WARM_MIB_MAX)
     painter = Painter.start(warm_mib=warm)
